@@ -1,0 +1,8 @@
+"""Explanation methods: Captum wrappers, the CAM family and RISE."""
+
+from .._optional import import_submodules
+from .base import Method
+
+import_submodules(__name__, ("captum_methods", "cam", "rise"))
+
+__all__ = ["Method"]
