@@ -105,6 +105,7 @@ class EvaluationSpec:
     seed: int = 0
     device: str = "auto"
     sample_chunk: int | None = None
+    n_examples: int = 4
     name: str = "robustviz"
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=True)
 
@@ -126,7 +127,7 @@ class EvaluationSpec:
             raise SpecError(f"severities must be a non-empty subset of 1..5 (0, the clean image, is always "
                             f"included), got {self.severities!r}")
         set_(self, "severities", severities)
-        for name in ("n_samples", "batch_size", "seed"):
+        for name in ("n_samples", "batch_size", "seed", "n_examples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SpecError(f"{name} must be an integer, got {value!r}")
@@ -134,6 +135,8 @@ class EvaluationSpec:
             raise SpecError(f"n_samples must be ≥ 1, got {self.n_samples}")
         if self.batch_size < 1:
             raise SpecError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if self.n_examples < 0:
+            raise SpecError(f"n_examples must be ≥ 0, got {self.n_examples}")
         if self.sample_chunk is not None and (not isinstance(self.sample_chunk, int) or self.sample_chunk < 1):
             raise SpecError(f"sample_chunk must be a positive integer or null, got {self.sample_chunk!r}")
         if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "mps") or
@@ -192,6 +195,7 @@ class EvaluationSpec:
             "seed": self.seed,
             "device": self.device,
             "sample_chunk": self.sample_chunk,
+            "n_examples": self.n_examples,
             "extra": {k: _thaw(v) for k, v in self.extra},
         }
 

@@ -35,6 +35,13 @@ BASE_VARIABLES: dict[str, dict[str, Any]] = {
                    "direction": "none", "category": "accuracy"},
 }
 
+#: Optional stored examples (the first ``n_examples`` samples) so panels can show images and maps without a model.
+#: ``example`` is a dim whose coordinate holds the sample ids of the examples.
+EXAMPLE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "example_image": ("model", "perturbation", "severity", "example", "channel", "y", "x"),  # uint8 0..255
+    "example_attribution": ("model", "perturbation", "severity", "method", "example", "y", "x"),  # float16
+}
+
 REQUIRED_ATTRS = ("robustviz_version", "torch_version", "captum_version", "spec", "seed", "device", "created",
                   "schema_version")
 
@@ -66,9 +73,13 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
         elif ds[name].dims != SAMPLE_DIMS:
             problems.append(f"variable {name!r} must have dims {SAMPLE_DIMS}, has {ds[name].dims}")
     for name, var in ds.data_vars.items():
+        if name in EXAMPLE_VARIABLES:
+            if var.dims != EXAMPLE_VARIABLES[name]:
+                problems.append(f"variable {name!r} must have dims {EXAMPLE_VARIABLES[name]}, has {var.dims}")
+            continue
         if "method" in var.dims and var.dims[:3] != METHOD_DIMS[:3]:
             problems.append(f"variable {name!r} with a method dim must have dims {METHOD_DIMS}, has {var.dims}")
-        if "direction" not in var.attrs and name not in ("done",):
+        if "direction" not in var.attrs and name not in ("done",) and name not in EXAMPLE_VARIABLES:
             problems.append(f"variable {name!r} lacks a 'direction' attr ('higher', 'lower' or 'none')")
     if "correct" in ds and "pred" in ds and "label" in ds.coords:
         agree = (ds["pred"] == ds["label"]) == ds["correct"].astype(bool)
@@ -91,5 +102,5 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-__all__ = ["BASE_VARIABLES", "CORE_DIMS", "CubeError", "METHOD_DIMS", "REQUIRED_ATTRS", "SAMPLE_DIMS",
+__all__ = ["BASE_VARIABLES", "CORE_DIMS", "CubeError", "EXAMPLE_VARIABLES", "METHOD_DIMS", "REQUIRED_ATTRS", "SAMPLE_DIMS",
            "SCHEMA_VERSION", "validate"]

@@ -21,7 +21,7 @@ import torch
 #: Context fields a metric may ask for.
 NEEDS = frozenset({
     "model", "images", "clean_images", "labels", "logits", "clean_logits", "attributions", "clean_attributions",
-    "method", "masks", "seeds",
+    "method", "masks", "seeds", "target",
 })
 
 CATEGORIES = frozenset({
@@ -45,6 +45,7 @@ class MetricContext:
     method: Any = None  # the Method object that made the attributions
     masks: torch.Tensor | None = None  # ground-truth object masks N×1×H×W, when the dataset has them
     seeds: torch.Tensor | None = None  # per-sample int64 seeds for this cell
+    target: torch.Tensor | None = None  # the class attributions were computed for (default: clean prediction)
     perturbation: str = ""
     severity: int = 0
 
@@ -93,7 +94,14 @@ class ModelMetric(ABC):
 
     @property
     def coords(self) -> Mapping[str, Any]:
+        """Coordinates of the extra dims this analysis adds (e.g. ``{"band": range(M)}``)."""
         return {}
+
+    @property
+    def variables(self) -> Mapping[str, tuple[str, ...]]:
+        """``{variable: dims}`` (without ``model``) of what :meth:`compute` returns — the engine lays out the
+        store before computing anything. Defaults to ``{name: ()}``: one scalar per model."""
+        return {self.name: ()}
 
     @abstractmethod
     def compute(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,

@@ -1,0 +1,196 @@
+"""Resolve an :class:`EvaluationSpec` into live objects, validating everything before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import torch
+
+from .. import registry
+from ..cube.schema import BASE_VARIABLES, SCHEMA_VERSION
+from ..cube.template import VariableSpec
+from ..data.base import ImageSet
+from ..metrics.base import Metric, ModelMetric
+from ..spec import Component, EvaluationSpec, SpecError
+from ..validation import InputError
+
+#: Whom attributions are computed for: the class predicted on the clean image, the same for clean and perturbed
+#: images, so their maps are comparable (the RISE insertion/deletion protocol scores that class too).
+TARGETS = ("clean_pred", "label", "pred")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when present (then MPS), else CPU; an unavailable CUDA request is an error."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available; use device: auto or cpu")
+    return torch.device(device)
+
+
+def _create(kind: str, component: Component, **defaults: Any) -> Any:
+    params = {**defaults, **component.kwargs}
+    return registry.create(kind, component.name, **params)
+
+
+def data_fingerprint(data: ImageSet) -> str:
+    digest = hashlib.sha256()
+    for tensor in (data.images, data.labels, data.sample_ids):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """Everything an evaluation needs, resolved and validated: models are created lazily (one at a time)."""
+
+    spec: EvaluationSpec
+    data: ImageSet
+    perturbations: list[Any]
+    methods: list[Any]
+    metrics: list[Metric]
+    model_metrics: list[ModelMetric]
+    device: torch.device
+    model_overrides: Mapping[str, torch.nn.Module] = field(default_factory=dict)
+    target: str = "clean_pred"
+
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, spec: EvaluationSpec, *, data: ImageSet | None = None,
+                  models: Mapping[str, torch.nn.Module] | None = None) -> "Plan":
+        if not isinstance(spec, EvaluationSpec):
+            raise SpecError(f"evaluate() needs an EvaluationSpec (EvaluationSpec.from_yaml(path)), got "
+                            f"{type(spec).__name__}")
+        models = dict(models or {})
+        for component in spec.models:  # fail on unknown names before any work
+            if component.name not in models:
+                registry.get("model", component.name)
+        if data is None:
+            data = _create("dataset", spec.dataset, n_samples=spec.n_samples, seed=spec.seed)
+        if not isinstance(data, ImageSet):
+            raise InputError(f"dataset {spec.dataset.name!r} returned {type(data).__name__}, not an ImageSet")
+        if len(data) < spec.n_samples:
+            raise InputError(f"dataset {spec.dataset.name!r} has {len(data)} samples, the spec asks for "
+                             f"n_samples={spec.n_samples}; lower n_samples")
+        data = data.subset(slice(0, spec.n_samples))
+        perturbations = [_create("perturbation", c) for c in spec.perturbations]
+        for component, perturbation in zip(spec.perturbations, perturbations):
+            missing = sorted(set(spec.severities) - set(perturbation.severities))
+            if missing:
+                raise InputError(f"perturbation {component.label!r} has no severities {missing}; its severities "
+                                 f"are {tuple(perturbation.severities)}")
+        methods = [_create("method", c) for c in spec.methods]
+        metrics: list[Metric] = []
+        model_metrics: list[ModelMetric] = []
+        for component in spec.metrics:
+            metric = _create("metric", component)
+            if getattr(metric, "scope", "sample") == "model":
+                model_metrics.append(metric)
+                continue
+            if metric.per_method and not methods:
+                raise SpecError(f"metric {component.label!r} compares attributions: list at least one method")
+            if "masks" in metric.needs and data.masks is None:
+                raise SpecError(f"metric {component.label!r} needs ground-truth masks, which dataset "
+                                f"{spec.dataset.name!r} does not have; use the 'shapes' dataset")
+            metrics.append(metric)
+        target = dict(spec.extra).get("target", "clean_pred")
+        if target not in TARGETS:
+            raise SpecError(f"extra.target must be one of {TARGETS}, got {target!r}")
+        return cls(spec, data, perturbations, methods, metrics, model_metrics, resolve_device(spec.device),
+                   models, target)
+
+    # -- derived layout ------------------------------------------------------------------------------------------
+    @property
+    def model_names(self) -> list[str]:
+        return [c.label for c in self.spec.models]
+
+    @property
+    def sample_chunk(self) -> int:
+        return min(self.spec.sample_chunk or len(self.data), len(self.data))
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-len(self.data) // self.sample_chunk)
+
+    def chunk_slice(self, chunk: int) -> slice:
+        return slice(chunk * self.sample_chunk, min((chunk + 1) * self.sample_chunk, len(self.data)))
+
+    @property
+    def n_examples(self) -> int:
+        return min(self.spec.n_examples, self.sample_chunk)
+
+    def create_model(self, index: int) -> torch.nn.Module:
+        component = self.spec.models[index]
+        if component.name in self.model_overrides:
+            model = self.model_overrides[component.name]
+        else:
+            model = _create("model", component)
+        return model.to(self.device).eval()
+
+    def variables(self) -> dict[str, VariableSpec]:
+        sample_dims = ("model", "perturbation", "severity", "sample")
+        method_dims = ("model", "perturbation", "severity", "method", "sample")
+        variables = {name: VariableSpec(sample_dims, info["dtype"], {k: v for k, v in info.items() if k != "dtype"})
+                     for name, info in BASE_VARIABLES.items()}
+        for component, metric in zip(self._metric_components("sample"), self.metrics):
+            attrs = {"direction": metric.direction, "category": metric.category, "metric": component.name,
+                     "long_name": (type(metric).__doc__ or component.name).strip().splitlines()[0]}
+            variables[component.label] = VariableSpec(method_dims if metric.per_method else sample_dims, "float32",
+                                                      attrs)
+        for metric in self.model_metrics:
+            for name, dims in metric.variables.items():
+                attrs = {"direction": metric.direction, "category": metric.category, "metric": metric.name}
+                variables[name] = VariableSpec(("model", *dims), "float64", attrs)
+        if self.n_examples:
+            variables["example_image"] = VariableSpec(
+                ("model", "perturbation", "severity", "example", "channel", "y", "x"), "uint8",
+                {"long_name": "perturbed example images (0..255)"})
+            if self.methods:
+                variables["example_attribution"] = VariableSpec(
+                    ("model", "perturbation", "severity", "method", "example", "y", "x"), "float16",
+                    {"long_name": "attribution maps of the example images"})
+        return variables
+
+    def _metric_components(self, scope: str) -> list[Component]:
+        out = []
+        for component in self.spec.metrics:
+            is_model = component.name in {m.name for m in self.model_metrics}
+            if (scope == "model") == is_model:
+                out.append(component)
+        return out
+
+    def extra_coords(self) -> dict[str, Any]:
+        coords: dict[str, Any] = {}
+        for metric in self.model_metrics:
+            coords.update({k: list(v) for k, v in metric.coords.items()})
+        return coords
+
+    def attrs(self) -> dict[str, Any]:
+        import captum
+
+        from .. import __version__
+
+        return {
+            "robustviz_version": __version__,
+            "torch_version": torch.__version__,
+            "captum_version": captum.__version__,
+            "spec": self.spec.to_json(),
+            "spec_fingerprint": self.spec.fingerprint(),
+            "data_fingerprint": data_fingerprint(self.data),
+            "seed": self.spec.seed,
+            "device": str(self.device),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "schema_version": SCHEMA_VERSION,
+            "class_names": json.dumps(list(self.data.class_names)),
+            "dataset": self.spec.dataset.label,
+            "attribution_target": self.target,
+        }
+
+
+__all__ = ["Plan", "TARGETS", "data_fingerprint", "resolve_device"]
