@@ -68,8 +68,15 @@ class RegionComputer:
 
     def _forward(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         size = self.plan.spec.batch_size
-        with torch.no_grad():
-            return torch.cat([model(images[part]).float() for part in _batches(images.shape[0], size)])
+        try:
+            with torch.no_grad():
+                return torch.cat([model(images[part]).float() for part in _batches(images.shape[0], size)])
+        except RuntimeError as error:
+            name = self.plan.model_names[self._model_index or 0]
+            channels = images.shape[1]
+            raise InputError(f"model {name!r} failed on images of shape {tuple(images.shape[1:])} "
+                             f"({channels} channel{'s' if channels != 1 else ''}): {error}. Check that the "
+                             f"dataset's channels and image size match what the model expects") from error
 
     def _attribute(self, model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor,
                    sample_ids: torch.Tensor) -> list[torch.Tensor]:

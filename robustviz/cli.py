@@ -1,0 +1,217 @@
+"""``robustviz`` command line: demo, run, figures, info, train-zoo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+#: The 15 ImageNet-C benchmark corruptions and the 4 extras, in the benchmark's order.
+IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+              "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+              "jpeg_compression")
+IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+ZOO = ("smallcnn-standard", "smallcnn-noise", "tinyresnet-standard", "tinyresnet-noise", "tinyvit-standard",
+       "tinyvit-noise")
+DEMO_METHODS = ("saliency", "integrated_gradients", "grad_cam", "gradcam_plus_plus",
+                {"name": "rise", "n_masks": 256, "batch_masks": 256})
+DEMO_METRICS = ("consistency", "responsiveness", "cosine", "deletion_auc", "fisher_lmax",
+                {"name": "iaside", "n_bands": 8})
+
+
+def demo_spec(n_samples: int = 24, *, full: bool = True):
+    """The embedded default spec: the shipped zoo on generated shapes under every registered ImageNet-C corruption,
+    with the explanation methods and metrics that are registered (the suite grows with the package)."""
+    from . import registry
+    from .spec import EvaluationSpec
+
+    def available(kind: str, entries: Sequence) -> list:
+        names = set(registry.list_names(kind))
+        return [e for e in entries if (e if isinstance(e, str) else e["name"]) in names]
+
+    perturbations = available("perturbation", IMAGENET_C + IMAGENET_C_EXTRA)
+    return EvaluationSpec(
+        name="robustviz-demo", models=list(ZOO), dataset={"name": "shapes", "image_size": 64},
+        n_samples=n_samples, perturbations=perturbations,
+        methods=available("method", DEMO_METHODS) if full else [],
+        metrics=available("metric", DEMO_METRICS) if full else [],
+        batch_size=64, seed=0, device="auto", n_examples=4)
+
+
+def _print_table(ds) -> None:
+    import pandas as pd
+
+    table = ds.rv.accuracy_table()
+    table.insert(1, "mean (sev 1-5)", table.iloc[:, 1:].mean(axis=1))
+    with pd.option_context("display.width", 160, "display.max_columns", 8, "display.precision", 3):
+        print("\nTop-1 accuracy: clean, mean over corruptions, and per corruption (mean over severities 1-5)")
+        print(table.iloc[:, :8].to_string(float_format=lambda v: f"{v:.3f}"))
+    extra = [name for name in ("consistency", "responsiveness", "deletion_auc", "fisher_lmax") if name in ds]
+    if extra:
+        summary = ds.rv.summary(extra, by=("model",))
+        print("\nExplanation and model-robustness scores (means over perturbations, severities, samples)")
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if "srs" in ds:
+        print("\nI-ASIDE spectral robustness score per model")
+        print(ds["srs"].to_pandas().to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .cube.io import to_netcdf
+    from .evaluate import evaluate
+    from .figures import severity_curves
+
+    out = Path(args.out)
+    spec = demo_spec(args.n_samples, full=not args.quick)
+    started = time.perf_counter()
+    print(f"robustviz demo: {len(spec.models)} models × {len(spec.perturbations)} perturbations × "
+          f"{len(spec.severities)} severities × {len(spec.methods)} methods × {spec.n_samples} samples")
+    ds = evaluate(spec, store=out / "cube.zarr", progress=not args.no_progress, overwrite=args.overwrite)
+    netcdf = to_netcdf(ds, out / "cube.nc")
+    fig = severity_curves(ds, "correct")
+    for suffix in ("png", "pdf"):
+        fig.savefig(out / f"severity_curves.{suffix}")
+    _print_table(ds)
+    print(f"\nfinished in {time.perf_counter() - started:.1f} s")
+    print(f"cube (zarr):     {out / 'cube.zarr'}")
+    print(f"cube (netCDF):   {netcdf}")
+    print(f"severity curves: {out / 'severity_curves.png'}, {out / 'severity_curves.pdf'}")
+    print(f"open it:         python -c \"import robustviz as rv; ds = rv.open_cube('{out / 'cube.zarr'}')\"")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cube.io import to_netcdf
+    from .evaluate import evaluate
+    from .spec import EvaluationSpec
+
+    spec = EvaluationSpec.from_yaml(Path(args.spec))
+    store = Path(args.store) if args.store else Path(args.spec).with_suffix(".zarr")
+    client = None
+    if args.scheduler:
+        from .evaluate.distributed import make_client
+
+        client = make_client(args.scheduler, workers=args.workers)
+    if store.exists() and not (args.resume or args.overwrite):
+        print(f"error: {store} exists; pass --resume to continue it or --overwrite to start over", file=sys.stderr)
+        return 2
+    try:
+        ds = evaluate(spec, store=store, client=client, progress=not args.no_progress, overwrite=args.overwrite)
+    finally:
+        if client is not None:
+            client.close()
+    if args.netcdf:
+        to_netcdf(ds, args.netcdf)
+    _print_table(ds)
+    print(f"\ncube: {store}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from .cube.io import open_cube
+
+    try:
+        from .figures.export import write_all
+    except ImportError:
+        print("error: figure export is not available in this build", file=sys.stderr)
+        return 2
+    ds = open_cube(args.cube)
+    for path in write_all(ds, Path(args.out), formats=tuple(args.format)):
+        print(path)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    import captum
+    import torch
+    import xarray
+    import zarr
+
+    from . import __version__, registry
+    from .evaluate.plan import resolve_device
+
+    print(f"robustviz {__version__}  python {platform.python_version()}  torch {torch.__version__}  "
+          f"captum {captum.__version__}  xarray {xarray.__version__}  zarr {zarr.__version__}")
+    print(f"device (auto): {resolve_device('auto')}  cuda available: {torch.cuda.is_available()}")
+    for kind in registry.KINDS:
+        names = registry.list_names(kind)
+        print(f"{kind}s ({len(names)}): {', '.join(names)}")
+    return 0
+
+
+def cmd_train_zoo(args: argparse.Namespace) -> int:
+    from .models.train import train_zoo
+
+    results = train_zoo(Path(args.out), epochs=args.epochs, seed=args.seed)
+    for name, accuracy in results.items():
+        print(f"{name}: held-out accuracy {accuracy:.3f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="robustviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="evaluate the shipped zoo on generated shapes (offline, a few minutes)")
+    demo.add_argument("--out", default="robustviz-demo", help="output folder (default: robustviz-demo)")
+    demo.add_argument("--n-samples", type=int, default=24, help="samples per cell (default: 24)")
+    demo.add_argument("--quick", action="store_true", help="accuracy only: no explanation methods or metrics")
+    demo.add_argument("--overwrite", action="store_true", help="discard an existing demo cube")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="evaluate a spec (YAML) into a zarr cube")
+    run.add_argument("spec")
+    run.add_argument("--store", help="zarr directory (default: SPEC with .zarr suffix)")
+    run.add_argument("--resume", action="store_true", help="continue an existing store of the same spec")
+    run.add_argument("--overwrite", action="store_true", help="discard an existing store")
+    run.add_argument("--netcdf", help="also write a netCDF copy here")
+    run.add_argument("--scheduler", help="dask scheduler address, or 'local' for a LocalCluster")
+    run.add_argument("--workers", type=int, default=2, help="workers of a local cluster (default 2)")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    figures = sub.add_parser("figures", help="write every paper figure and LaTeX table of a cube")
+    figures.add_argument("cube")
+    figures.add_argument("--out", default="figures")
+    figures.add_argument("--format", nargs="+", default=["pdf", "svg"])
+    figures.set_defaults(func=cmd_figures)
+
+    info = sub.add_parser("info", help="versions, device and registered names")
+    info.set_defaults(func=cmd_info)
+
+    train = sub.add_parser("train-zoo", help="retrain the shipped tiny zoo on shapes")
+    train.add_argument("--out", default="zoo-weights")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=cmd_train_zoo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .registry import RegistryError
+    from .spec import SpecError
+    from .validation import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (SpecError, InputError, RegistryError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # store/cube errors carry their own fix; anything else is a bug: keep the trace
+        from .cube.schema import CubeError
+        from .evaluate.store import StoreError
+
+        if isinstance(error, (StoreError, CubeError)):
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
