@@ -21,6 +21,7 @@ def open_cube(path: str | os.PathLike[str], *, validate: bool = True) -> xr.Data
         raise FileNotFoundError(f"no cube at {path}; run `robustviz demo` or `robustviz run SPEC.yaml` first")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
         try:
             if path.is_dir():
                 ds = xr.open_zarr(path, consolidated=False)

@@ -23,6 +23,7 @@ import zarr
 from ..cube.template import encoding_for
 
 STORE_FORMAT = "robustviz-store-1"
+LOG_NAME = "robustviz-writes.log"
 
 
 class StoreError(RuntimeError):
@@ -33,7 +34,7 @@ def _quiet():
     ctx = warnings.catch_warnings()
     ctx.__enter__()
     warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="zarr")
+    warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
     return ctx
 
 
@@ -150,12 +151,25 @@ class CubeStore:
                 index[list(dims).index("sample")] = sample_slice
             array[tuple(index)] = values
         group["done"][model, perturbation, chunk] = 1
+        self._log(f"region {model} {perturbation} {chunk}")
 
     def write_model(self, model: int, arrays: Mapping[str, np.ndarray]) -> None:
         group = self.group
         for name, values in arrays.items():
             group[name][model, ...] = values
         group["model_done"][model] = 1
+        self._log(f"model {model}")
+
+    def _log(self, line: str) -> None:
+        # One short O_APPEND write per finished region: atomic on local file systems, so concurrent workers'
+        # lines never interleave. It is an audit trail (which region was written how often, by which process).
+        with open(self.path / LOG_NAME, "a") as log:
+            log.write(f"{line} pid={os.getpid()}\n")
+
+    def write_log(self) -> list[str]:
+        """Lines of the audit log: ``region M P C pid=…`` / ``model M pid=…``, one per write."""
+        path = self.path / LOG_NAME
+        return path.read_text().splitlines() if path.exists() else []
 
     # -- reading --------------------------------------------------------------------------------------------------
     def open(self) -> xr.Dataset:
