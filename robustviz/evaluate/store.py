@@ -42,6 +42,9 @@ class CubeStore:
     """A local zarr directory holding one cube. Use :meth:`create_or_open`."""
 
     def __init__(self, path: str | os.PathLike[str]):
+        if "://" in str(path):
+            raise StoreError(f"{path}: object-store URLs are not supported yet (stores need atomic rename and "
+                             f"append); use a directory on a file system every worker mounts (see docs/scale-out.md)")
         self.path = Path(path)
         self._group: zarr.Group | None = None
 
