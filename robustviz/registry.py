@@ -11,6 +11,7 @@ This module imports nothing of robustviz, so every layer may use it.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -84,8 +85,14 @@ class Registry:
         return sorted(self._table(kind))
 
     def entry(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``. A name ``"prefix:rest"`` not registered itself resolves to the factory
+        registered as ``"prefix:"``, called with ``name="rest"`` (e.g. ``"torchvision:resnet50"``)."""
         table = self._table(kind)
         if name not in table:
+            prefix, separator, rest = str(name).partition(":")
+            if separator and rest and f"{prefix}:" in table:
+                family = table[f"{prefix}:"]
+                return Entry(kind, name, functools.partial(family.factory, name=rest), dict(family.metadata))
             raise RegistryError(self._unknown_message(kind, name, table))
         return table[name]
 

@@ -37,10 +37,21 @@ def _shr(values: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def _mix(values: torch.Tensor) -> torch.Tensor:
-    """SplitMix64 finaliser; int64 multiplication wraps modulo 2^64 on CPU and CUDA alike."""
-    values = (values ^ _shr(values, 30)) * _MIX1
-    values = (values ^ _shr(values, 27)) * _MIX2
-    return values ^ _shr(values, 31)
+    """SplitMix64 finaliser; int64 multiplication wraps modulo 2^64 on CPU and CUDA alike.
+
+    Works in place on one copy (these arrays hold one hash per random number drawn, so memory traffic matters)."""
+    return _mix_(values.clone())
+
+
+def _mix_(values: torch.Tensor) -> torch.Tensor:
+    """:func:`_mix` without the copy, for a freshly allocated tensor the caller owns."""
+    for shift, multiplier in ((30, _MIX1), (27, _MIX2), (31, None)):
+        shifted = values >> shift
+        shifted &= (1 << (64 - shift)) - 1
+        values ^= shifted
+        if multiplier is not None:
+            values *= multiplier
+    return values
 
 
 def key_hash(*keys: object) -> int:
@@ -69,8 +80,8 @@ def random_bits(seeds: torch.Tensor, shape: Sequence[int], device: torch.device 
     seeds = torch.as_tensor(seeds, dtype=torch.int64).to(device).reshape(-1, 1)
     count = math.prod(shape)
     counter = torch.arange(1, count + 1, dtype=torch.int64, device=seeds.device).unsqueeze(0)
-    bits = _mix(_mix(seeds) + counter * _GOLDEN)
-    return bits.reshape(seeds.shape[0], *shape)
+    state = _mix(seeds) + counter * _GOLDEN
+    return _mix_(state).reshape(seeds.shape[0], *shape)
 
 
 def uniform(seeds: torch.Tensor, shape: Sequence[int], device: torch.device | str | None = None,
@@ -82,12 +93,19 @@ def uniform(seeds: torch.Tensor, shape: Sequence[int], device: torch.device | st
 
 def normal(seeds: torch.Tensor, shape: Sequence[int], device: torch.device | str | None = None,
            dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard normal numbers via Box–Muller on two independent uniform streams, shape ``(N, *shape)``."""
+    """Standard normal numbers, shape ``(N, *shape)``: Box–Muller on one 64-bit hash per pair of outputs
+    (24 bits for the radius, 24 for the angle), using both the cosine and the sine branch."""
     seeds = torch.as_tensor(seeds, dtype=torch.int64)
-    u1 = uniform(substream(seeds, "normal-radius"), shape, device, torch.float64)
-    u2 = uniform(substream(seeds, "normal-angle"), shape, device, torch.float64)
+    count = math.prod(shape)
+    pairs = (count + 1) // 2
+    bits = random_bits(substream(seeds, "normal"), (pairs,), device)
+    scale = 1.0 / (1 << 24)
+    u1 = _shr(bits, 40).to(torch.float32) * scale
+    u2 = ((bits >> 16) & 0xFFFFFF).to(torch.float32) * scale
     radius = torch.sqrt(-2.0 * torch.log1p(-u1))  # 1 - u1 lies in (0, 1]: no log(0)
-    return (radius * torch.cos(2.0 * math.pi * u2)).to(dtype)
+    angle = (2.0 * math.pi) * u2
+    values = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :count]
+    return values.reshape(seeds.shape[0], *shape).to(dtype)
 
 
 def randint(seeds: torch.Tensor, high: int, shape: Sequence[int] = (),

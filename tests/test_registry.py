@@ -76,3 +76,11 @@ def test_global_registry_has_builtins():
     for kind in ("model", "dataset", "perturbation", "method", "metric"):
         assert robustviz.list_names(kind), f"no built-in {kind}s registered"
     assert "shapes" in robustviz.list_names("dataset")
+
+
+def test_prefix_families_resolve_names():
+    registry = Registry(("model",))
+    registry.register("model", "hub:")(lambda name, pretrained=True: (name, pretrained))
+    assert registry.create("model", "hub:resnet50", pretrained=False) == ("resnet50", False)
+    with pytest.raises(RegistryError, match="unknown model 'other:resnet50'"):
+        registry.create("model", "other:resnet50")

@@ -19,6 +19,17 @@ from . import schema
 _NOT_SCORES = ("pred", "done", "model_done", "example_image", "example_attribution")
 
 
+@xr.register_dataarray_accessor("rv")
+class RobustvizArrayAccessor:
+    """``da.rv.sel(method=...)``: selection by dim names on one variable of a cube."""
+
+    def __init__(self, da: xr.DataArray):
+        self._da = da
+
+    def sel(self, **indexers: Any) -> xr.DataArray:
+        return self._da.sel(indexers)
+
+
 @xr.register_dataset_accessor("rv")
 class RobustvizAccessor:
     """Cube-level views and summaries: ``ds.rv.accuracy()``, ``ds.rv.summary()``, ``ds.rv.mce()``, …"""
@@ -66,6 +77,11 @@ class RobustvizAccessor:
     def mean(self, variable: str, dim: str | Iterable[str] = "sample") -> xr.DataArray:
         """NaN-aware mean of a per-sample variable over ``dim``."""
         return self._ds[variable].astype("float64").mean(dim=dim, skipna=True)
+
+    def sel(self, **indexers: Any) -> xr.Dataset:
+        """``ds.sel`` by dim names — including ``method``, which ``ds.sel(method=...)`` would take for xarray's
+        inexact-match option rather than the ``method`` dim."""
+        return self._ds.sel(indexers)
 
     def clean(self) -> xr.Dataset:
         """The severity-0 (clean) slice, identical for every perturbation, taken from the first one."""
@@ -117,6 +133,12 @@ class RobustvizAccessor:
         from .robustness import relative_mce
 
         return relative_mce(self._ds, baseline=baseline, **kwargs)
+
+    def error_table(self, **kwargs: Any) -> xr.DataArray:
+        """Top-1 error per model × perturbation × severity."""
+        from .robustness import error_table
+
+        return error_table(self._ds, **kwargs)
 
     def flip_probability(self, **kwargs: Any) -> xr.DataArray:
         """Probability that the prediction changes between successive severities."""

@@ -28,6 +28,29 @@ from .store import CubeStore
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
 
+#: Every call the engine makes into a model, method or metric sees exactly this many samples (the last block is
+#: padded with copies of its first sample). BLAS/oneDNN kernels sum in an order that depends on the batch shape:
+#: the same image gives logits ~1e-6 apart in batches of 1 and 64, and near-tied saliency values then reorder
+#: insertion/deletion curves. With one fixed shape every sample's numbers are bit-identical whatever the spec's
+#: ``batch_size``, sample chunking, resume point or worker.
+BLOCK = 8
+
+
+def _padded_blocks(count: int) -> Iterator[tuple[slice, torch.Tensor]]:
+    """``(part, index)`` per block: ``index`` selects ``BLOCK`` rows (``part`` plus copies of its first row)."""
+    for part in _batches(count, BLOCK):
+        index = torch.arange(part.start, part.stop)
+        if len(index) < BLOCK:
+            index = torch.cat([index, index[:1].repeat(BLOCK - len(index))])
+        yield part, index
+
+
+def _take(value: Any, index: torch.Tensor, count: int) -> Any:
+    """Rows ``index`` of per-sample tensors (first dim == count); anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == count:
+        return value[index.to(value.device)]
+    return value
+
 
 @dataclass
 class CleanPass:
@@ -67,10 +90,13 @@ class RegionComputer:
         return self._model
 
     def _forward(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        size = self.plan.spec.batch_size
+        """Logits, computed in padded blocks of :data:`BLOCK` images."""
+        blocks = []
         try:
             with torch.no_grad():
-                return torch.cat([model(images[part]).float() for part in _batches(images.shape[0], size)])
+                for part, index in _padded_blocks(images.shape[0]):
+                    blocks.append(model(images[index.to(images.device)])[: part.stop - part.start].float())
+            return torch.cat(blocks)
         except RuntimeError as error:
             name = self.plan.model_names[self._model_index or 0]
             channels = images.shape[1]
@@ -84,8 +110,9 @@ class RegionComputer:
         for component, method in zip(self.plan.spec.methods, self.plan.methods):
             seeds = derive_seeds(self.plan.spec.seed, sample_ids, "method", component.label)
             maps.append(torch.cat([
-                method.attribute(model, images[part], target[part], seeds=seeds[part])
-                for part in _batches(images.shape[0], self.plan.spec.batch_size)]))
+                method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
+                                 seeds=seeds[index])[: part.stop - part.start]
+                for part, index in _padded_blocks(images.shape[0])]))
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -106,54 +133,73 @@ class RegionComputer:
             target = {"clean_pred": logits.argmax(1), "label": labels, "pred": logits.argmax(1)}[self.plan.target]
             attributions = self._attribute(model, images, target, sample_ids)
             clean = CleanPass(images, labels, sample_ids, masks, logits, target, attributions, {})
-            clean.outputs = self._cell(model, clean, images, logits, attributions, "clean", 0)
+            clean.outputs = self._cells(model, clean, images, logits, attributions, "clean", [0])
             self._clean[chunk] = clean
         return self._clean[chunk]
 
-    # -- one cell: a (perturbation, severity) of a chunk ---------------------------------------------------------
-    def _cell(self, model: torch.nn.Module, clean: CleanPass, images: torch.Tensor, logits: torch.Tensor,
-              attributions: list[torch.Tensor], perturbation: str, severity: int) -> dict[str, np.ndarray]:
+    # -- cells: the severities of one (perturbation, chunk), batched together ------------------------------------
+    def _cells(self, model: torch.nn.Module, clean: CleanPass, images: torch.Tensor, logits: torch.Tensor,
+               attributions: list[torch.Tensor], perturbation: str, severities: list[int]) -> dict[str, np.ndarray]:
+        """Per-sample outputs of ``len(severities)`` cells whose images are stacked severity-major (``k·n``).
+
+        Every severity goes through the model, the methods and the metrics as one batch (small sample chunks would
+        otherwise pay per-call overhead five times). Returned arrays are laid out ``severity × … × sample``.
+        """
         plan = self.plan
+        k, n = len(severities), len(clean.sample_ids)
+        repeat = (lambda t: None if t is None else t.repeat(k, *([1] * (t.ndim - 1))))
+        labels = repeat(clean.labels)
         probs = logits.softmax(1)
         pred = logits.argmax(1)
-        out: dict[str, np.ndarray] = {
-            "correct": (pred == clean.labels).cpu().numpy(),
+        flat: dict[str, np.ndarray] = {
+            "correct": (pred == labels).cpu().numpy(),
             "pred": pred.cpu().numpy().astype(np.int64),
-            "prob_true": probs.gather(1, clean.labels[:, None])[:, 0].cpu().numpy().astype(np.float32),
+            "prob_true": probs.gather(1, labels[:, None])[:, 0].cpu().numpy().astype(np.float32),
             "confidence": probs.max(1).values.cpu().numpy().astype(np.float32),
         }
-        metric_components = [c for c in plan.spec.metrics if c.name not in {m.name for m in plan.model_metrics}]
-        for component, metric in zip(metric_components, plan.metrics):
-            key = "clean" if severity == 0 else perturbation
-            seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "metric", component.label, key, severity)
-            base = MetricContext(model=model, images=images, clean_images=clean.images, labels=clean.labels,
-                                 logits=logits, clean_logits=clean.logits, masks=clean.masks, seeds=seeds,
-                                 target=clean.target, perturbation=perturbation, severity=severity)
+        target = logits.argmax(1) if plan.target == "pred" else repeat(clean.target)
+        for name, metric, scope in zip(plan.metric_names, plan.metrics, plan.metric_scopes):
+            if scope == "clean" and severities != [0]:
+                shape = (len(plan.methods), k * n) if metric.per_method else (k * n,)
+                flat[name] = np.full(shape, np.nan, dtype=np.float32)
+                continue
+            # severity 0 is keyed "clean" so the clean cell is identical for every perturbation
+            seeds = torch.cat([derive_seeds(plan.spec.seed, clean.sample_ids, "metric", name,
+                                            "clean" if severity == 0 else perturbation, severity)
+                               for severity in severities])
+            base = MetricContext(model=model, images=images, clean_images=repeat(clean.images), labels=labels,
+                                 logits=logits, clean_logits=repeat(clean.logits), masks=repeat(clean.masks),
+                                 seeds=seeds, target=target, perturbation=perturbation,
+                                 severity=severities[0] if k == 1 else -1)
             if metric.per_method:
                 values = []
                 for method, maps, clean_maps in zip(plan.methods, attributions, clean.attributions):
-                    base.method, base.attributions, base.clean_attributions = method, maps, clean_maps
+                    base.method, base.attributions, base.clean_attributions = method, maps, repeat(clean_maps)
                     values.append(self._metric_batches(metric, base))
-                out[component.label] = np.stack(values)  # method × sample
+                flat[name] = np.stack(values)  # method × (k·n)
             else:
-                out[component.label] = self._metric_batches(metric, base)
+                flat[name] = self._metric_batches(metric, base)
+        out = {}
+        for name, values in flat.items():
+            values = values.reshape(*values.shape[:-1], k, n)
+            out[name] = np.moveaxis(values, -2, 0)  # severity × [method ×] sample
         if plan.n_examples:
-            n = plan.n_examples
-            out["example_image"] = (images[:n] * 255).round().to(torch.uint8).cpu().numpy()
+            e = plan.n_examples
+            shown = images.reshape(k, n, *images.shape[1:])[:, :e]
+            out["example_image"] = (shown * 255).round().to(torch.uint8).cpu().numpy()
             if plan.methods:
-                out["example_attribution"] = np.stack([m[:n, 0].cpu().numpy().astype(np.float16)
-                                                       for m in attributions])
+                out["example_attribution"] = np.stack([
+                    maps.reshape(k, n, *maps.shape[2:])[:, :e].cpu().numpy().astype(np.float16)
+                    for maps in attributions], axis=1)  # severity × method × example × H × W
         return out
 
     def _metric_batches(self, metric: Any, context: MetricContext) -> np.ndarray:
-        size = self.plan.spec.batch_size
+        count = context.images.shape[0]
         results = []
-        for part in _batches(context.images.shape[0], size):
-            sliced = MetricContext(**{
-                name: (value[part] if isinstance(value, torch.Tensor) and value.ndim and
-                       value.shape[0] == context.images.shape[0] and name != "model" else value)
-                for name, value in vars(context).items()})
-            results.append(metric(sliced).cpu().numpy())
+        for part, index in _padded_blocks(count):
+            block = MetricContext(**{name: value if name == "model" else _take(value, index, count)
+                                     for name, value in vars(context).items()})
+            results.append(metric(block).cpu().numpy()[: part.stop - part.start])
         return np.concatenate(results).astype(np.float32)
 
     # -- a whole region -------------------------------------------------------------------------------------------
@@ -164,22 +210,25 @@ class RegionComputer:
         clean = self.clean(model_index, chunk)
         component = plan.spec.perturbations[perturbation_index]
         perturbation = plan.perturbations[perturbation_index]
-        cells = [clean.outputs]
+        perturbed = []
         for severity in plan.spec.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", component.label, severity)
-            perturbed = torch.cat([
+            images = torch.cat([
                 perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
                              labels=clean.labels[part], sample_ids=clean.sample_ids[part])
                 for part in _batches(clean.images.shape[0], plan.spec.batch_size)])
-            if not bool(torch.isfinite(perturbed).all()):
+            if not bool(torch.isfinite(images).all()):
                 raise RuntimeError(f"perturbation {component.label!r} at severity {severity} produced NaN/inf "
                                    f"values; this is a bug in that perturbation")
-            logits = self._forward(model, perturbed)
-            target = logits.argmax(1) if plan.target == "pred" else clean.target
-            attributions = self._attribute(model, perturbed, target, clean.sample_ids)
-            cells.append(self._cell(model, clean, perturbed, logits, attributions, component.label, severity))
-        # severity first; examples are the first samples of chunk 0 only
-        return {name: np.stack([cell[name] for cell in cells]) for name in cells[0]
+            perturbed.append(images)
+        images = torch.cat(perturbed)
+        k = len(perturbed)
+        logits = self._forward(model, images)
+        target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
+        attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
+        cells = self._cells(model, clean, images, logits, attributions, component.label, list(plan.spec.severities))
+        # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
+        return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
 
     def model_level(self, model_index: int) -> dict[str, np.ndarray]:

@@ -34,8 +34,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Component parameters the engine consumes itself rather than passing to the factory.
+#: ``at: clean`` computes a metric on the clean images only (NaN at severities ≥ 1) — e.g. a costly model
+#: metric such as ``fisher_lmax`` when its value under perturbation is not needed.
+ENGINE_PARAMS = {"metric": ("at",)}
+METRIC_SCOPES = ("all", "clean")
+
+
 def _create(kind: str, component: Component, **defaults: Any) -> Any:
-    params = {**defaults, **component.kwargs}
+    engine_keys = ENGINE_PARAMS.get(kind, ())
+    params = {**defaults, **{k: v for k, v in component.kwargs.items() if k not in engine_keys}}
     return registry.create(kind, component.name, **params)
 
 
@@ -59,6 +67,7 @@ class Plan:
     device: torch.device
     model_overrides: Mapping[str, torch.nn.Module] = field(default_factory=dict)
     target: str = "clean_pred"
+    metric_scopes: list[str] = field(default_factory=list)  # "all" or "clean", one per per-sample metric
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
@@ -88,6 +97,7 @@ class Plan:
         methods = [_create("method", c) for c in spec.methods]
         metrics: list[Metric] = []
         model_metrics: list[ModelMetric] = []
+        scopes: list[str] = []
         for component in spec.metrics:
             metric = _create("metric", component)
             if getattr(metric, "scope", "sample") == "model":
@@ -98,14 +108,25 @@ class Plan:
             if "masks" in metric.needs and data.masks is None:
                 raise SpecError(f"metric {component.label!r} needs ground-truth masks, which dataset "
                                 f"{spec.dataset.name!r} does not have; use the 'shapes' dataset")
+            scope = component.kwargs.get("at", "all")
+            if scope not in METRIC_SCOPES:
+                raise SpecError(f"metric {component.label!r}: at must be one of {METRIC_SCOPES}, got {scope!r}")
             metrics.append(metric)
+            scopes.append(scope)
         target = dict(spec.extra).get("target", "clean_pred")
         if target not in TARGETS:
             raise SpecError(f"extra.target must be one of {TARGETS}, got {target!r}")
         return cls(spec, data, perturbations, methods, metrics, model_metrics, resolve_device(spec.device),
-                   models, target)
+                   models, target, scopes)
 
     # -- derived layout ------------------------------------------------------------------------------------------
+    @property
+    def metric_names(self) -> list[str]:
+        """Cube variable names of the per-sample metrics: the label without engine-only parameters."""
+        engine_keys = ENGINE_PARAMS["metric"]
+        return [Component(c.name, tuple((k, v) for k, v in c.params if k not in engine_keys)).label
+                for c in self._metric_components("sample")]
+
     @property
     def model_names(self) -> list[str]:
         return [c.label for c in self.spec.models]
@@ -138,14 +159,17 @@ class Plan:
         method_dims = ("model", "perturbation", "severity", "method", "sample")
         variables = {name: VariableSpec(sample_dims, info["dtype"], {k: v for k, v in info.items() if k != "dtype"})
                      for name, info in BASE_VARIABLES.items()}
-        for component, metric in zip(self._metric_components("sample"), self.metrics):
+        for component, name, metric, scope in zip(self._metric_components("sample"), self.metric_names,
+                                                  self.metrics, self.metric_scopes):
             attrs = {"direction": metric.direction, "category": metric.category, "metric": component.name,
+                     "computed_at": "clean images only" if scope == "clean" else "every severity",
                      "long_name": (type(metric).__doc__ or component.name).strip().splitlines()[0]}
-            variables[component.label] = VariableSpec(method_dims if metric.per_method else sample_dims, "float32",
+            variables[name] = VariableSpec(method_dims if metric.per_method else sample_dims, "float32",
                                                       attrs)
         for metric in self.model_metrics:
             for name, dims in metric.variables.items():
-                attrs = {"direction": metric.direction, "category": metric.category, "metric": metric.name}
+                attrs = {"direction": metric.direction, "category": metric.category, "metric": metric.name,
+                         **getattr(metric, "variable_attrs", {}).get(name, {})}
                 variables[name] = VariableSpec(("model", *dims), "float64", attrs)
         if self.n_examples:
             variables["example_image"] = VariableSpec(

@@ -21,8 +21,8 @@ from ..validation import InputError, check_images, check_labels, check_severity
 class Perturbation(ABC):
     """Base class: subclasses set ``name``/``family`` and implement :meth:`apply` for severities ≥ 1."""
 
-    name: ClassVar[str] = ""
-    family: ClassVar[str] = ""
+    name: str = ""  # plain attributes: a source such as PrecomputedCorruption names itself per instance
+    family: str = ""
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
     needs_model: ClassVar[bool] = False
     #: Sources that look samples up (pre-corrupted files on disk) set this and receive ``sample_ids=`` in apply.

@@ -38,7 +38,7 @@ REGISTRY.add("perturbation", "test_slow_noise", SlowNoiseForTests, replace=True)
 def small_spec(**changes) -> EvaluationSpec:
     """A spec that exercises every part of the engine at test scale (two models, methods and metrics)."""
     data = dict(
-        models=[{"name": "smallcnn-standard", "pretrained": False}, {"name": "tinyresnet-noise", "pretrained": False}],
+        models=["smallcnn-standard", "tinyresnet-noise"],
         dataset={"name": "shapes", "image_size": 32},
         n_samples=10,
         perturbations=["test_noise", "lowpass"],

@@ -1,0 +1,190 @@
+"""Per-sample seeded random fields for the corruptions: Poisson counts, salt-and-pepper masks, plasma fractals.
+
+All draws come from :mod:`robustviz.rng` (counter-based, one seed per image), so an image's noise is the same in
+any batch, at any batch size and after a resume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import rng
+
+
+_TWO_PI = 2.0 * math.pi
+_UNIT = 1.0 / (1 << 24)
+
+
+def _uniform_pairs(seeds: torch.Tensor, count: int, device, keys: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent uniform [0, 1) fields N×count (float32, 2⁻²⁴ grid) from ONE 64-bit hash per element: the
+    top and the next 24 bits of :func:`robustviz.rng.random_bits` (half the hashing of two ``rng.uniform`` calls)."""
+    bits = rng.random_bits(rng.substream(seeds, *keys), (count,), device)
+    high = ((bits >> 40) & 0xFFFFFF).to(torch.float32) * _UNIT
+    low = ((bits >> 16) & 0xFFFFFF).to(torch.float32) * _UNIT
+    return high, low
+
+
+def uniform_like(seeds: torch.Tensor, reference: torch.Tensor, *keys: object) -> torch.Tensor:
+    """Uniform [0, 1) numbers shaped like ``reference`` (N×...), from the sub-stream ``keys`` of each seed."""
+    return rng.uniform(rng.substream(seeds, *keys), reference.shape[1:], reference.device)
+
+
+def uniform_pair_like(seeds: torch.Tensor, reference: torch.Tensor, *keys: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent uniform fields shaped like ``reference`` from one hash per element."""
+    shape = reference.shape[1:]
+    first, second = _uniform_pairs(seeds, math.prod(shape), reference.device, keys)
+    return first.reshape(-1, *shape), second.reshape(-1, *shape)
+
+
+def normal_like(seeds: torch.Tensor, reference: torch.Tensor, *keys: object) -> torch.Tensor:
+    """Standard normal numbers shaped like ``reference`` (N×...), from the sub-stream ``keys``.
+
+    Box–Muller on both outputs: one 64-bit hash gives two uniforms (u₁, u₂) and two normals
+    √(−2 ln(1 − u₁))·(cos 2πu₂, sin 2πu₂) — a quarter of the hashing of :func:`robustviz.rng.normal`.
+    Element ``i`` of a sample depends only on its seed and ``i`` (cosines fill the first half, sines the second).
+    """
+    shape = reference.shape[1:]
+    total = math.prod(shape)
+    half = (total + 1) // 2
+    u1, u2 = _uniform_pairs(seeds, half, reference.device, ("normal",) + tuple(keys))
+    radius = torch.sqrt(-2.0 * torch.log1p(-u1))
+    angle = _TWO_PI * u2
+    values = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :total]
+    return values.reshape(-1, *shape)
+
+
+def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: object) -> torch.Tensor:
+    """Exact Poisson(λ) counts with λ = scale·intensity (in float64), shaped like ``intensity``, one seed per
+    leading index, by CDF inversion.
+
+    u ~ U[0, 1) per element; the count is the smallest k with F(k) > u. When few rates are distinct (8-bit images
+    give at most 256 per photon count) the CDFs are tabulated once per rate and every count is one binary search
+    (:func:`torch.searchsorted`); otherwise the search starts at the mode ⌊λ⌋ with F(⌊λ⌋) = Q(⌊λ⌋ + 1, λ) (the
+    regularised incomplete gamma function) and walks up or down with p(k+1) = p(k)·λ/(k+1), keeping only the
+    elements still searching. Both give the same counts; each count depends only on its own u and λ.
+    """
+    rates = intensity
+    rate = (intensity.to(torch.float64) * float(scale)).clamp_min(0.0)
+    u = uniform_like(seeds, rates, "poisson", *keys).to(torch.float64).reshape(-1)
+    lam = rate.reshape(-1)
+    distinct, inverse = _distinct_rates(lam)
+    if distinct is not None:
+        counts = _poisson_by_table(distinct, inverse, u)
+    else:
+        counts = _poisson_by_walk(lam, u)
+    return counts.reshape(rates.shape).to(rates.dtype)
+
+
+def _distinct_rates(lam: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(distinct rates, index of each element) when there are few: rates of 8-bit images (λ = c·k/255) are
+    recognised in O(1) per element, others go through ``torch.unique``; (None, None) when most rates differ."""
+    peak = float(lam.max()) if lam.numel() else 0.0
+    if peak > 0:
+        levels = torch.arange(256, dtype=torch.float32, device=lam.device) / 255.0
+        candidates = levels.to(torch.float64) * peak  # rates of an 8-bit image whose brightest value is 255
+        index = torch.round(lam / peak * 255.0).clamp(0, 255).long()
+        if torch.equal(candidates[index], lam):
+            return candidates, index
+    if lam.numel() >= 4096:
+        sample = lam[:: max(1, lam.numel() // 4096)]
+        if torch.unique(sample).numel() * 8 > sample.numel():
+            return None, None
+    distinct, inverse = torch.unique(lam, return_inverse=True)
+    return (distinct, inverse) if distinct.numel() * 8 <= lam.numel() else (None, None)
+
+
+def _poisson_by_table(distinct: torch.Tensor, inverse: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Counts = #{k : F_λ(k) ≤ u}, by binary search in the tabulated CDFs of the distinct rates.
+
+    The tables are stacked as d + F_d(k) (d = rate index), one globally sorted sequence; a query d + u lands in
+    its own table. Tables reach λ + 12√λ + 20 (tail < 1e-25); the rare u beyond it is finished by the walk.
+    """
+    top = int(float(distinct.max()) + 12.0 * float(distinct.max()) ** 0.5 + 20.0)
+    k = torch.arange(top + 1, dtype=torch.float64, device=distinct.device)
+    lam = distinct.reshape(-1, 1)
+    log_pmf = torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)
+    cdf = torch.exp(log_pmf).cumsum(dim=1).clamp(max=1.0)
+    offsets = torch.arange(distinct.numel(), dtype=torch.float64, device=distinct.device).reshape(-1, 1)
+    table = (offsets + cdf).reshape(-1)
+    position = torch.searchsorted(table, inverse.to(torch.float64) + u, right=True)
+    counts = (position - inverse * (top + 1)).to(torch.float64)
+    beyond = torch.nonzero(counts > top).squeeze(1)
+    if beyond.numel():
+        counts[beyond] = _poisson_by_walk(distinct[inverse[beyond]], u[beyond])
+    return counts
+
+
+def _poisson_by_walk(lam: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Counts by walking from the mode (see :func:`poisson`)."""
+    k = torch.floor(lam)
+    pmf = torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0))
+    cdf = torch.special.gammaincc(k + 1.0, lam)
+    active = torch.nonzero(u >= cdf).squeeze(1)
+    while active.numel():  # walk up while F(k) <= u
+        k_a = k[active] + 1.0
+        pmf_a = pmf[active] * lam[active] / k_a
+        cdf_a = cdf[active] + pmf_a
+        k[active], pmf[active], cdf[active] = k_a, pmf_a, cdf_a
+        active = active[(u[active] >= cdf_a) & (pmf_a > 0)]
+    active = torch.nonzero((k > 0) & (u < cdf - pmf)).squeeze(1)
+    while active.numel():  # walk down while F(k − 1) = F(k) − p(k) > u
+        cdf_a = cdf[active] - pmf[active]
+        pmf_a = pmf[active] * k[active] / lam[active]
+        k_a = k[active] - 1.0
+        k[active], pmf[active], cdf[active] = k_a, pmf_a, cdf_a
+        active = active[(k_a > 0) & (u[active] < cdf_a - pmf_a)]
+    return k
+
+
+def salt_and_pepper(images: torch.Tensor, amount: float, seeds: torch.Tensor, *keys: object) -> torch.Tensor:
+    """scikit-image ``random_noise(mode='s&p', amount)``: each value independently becomes 1 or 0 (equal odds)
+    with probability ``amount``."""
+    hit_draw, salt_draw = uniform_pair_like(seeds, images, "impulse", *keys)
+    hit, salt = hit_draw < amount, salt_draw < 0.5
+    out = torch.where(hit & salt, torch.ones_like(images), images)
+    return torch.where(hit & ~salt, torch.zeros_like(images), out)
+
+
+def plasma_fractal(seeds: torch.Tensor, mapsize: int, decay: float, device: torch.device | str) -> torch.Tensor:
+    """Diamond-square height maps (ImageNet-C's ``plasma_fractal``), one per seed: N×mapsize×mapsize in [0, 1].
+
+    Each level sets the new points to the mean of their neighbours (wrapping around) plus ``w·U(−w, w)`` with
+    w = 100 at the top level divided by ``decay`` per level; the map is then min-max normalised.
+    """
+    if mapsize & (mapsize - 1):
+        raise ValueError(f"mapsize must be a power of two, got {mapsize}")
+    count = seeds.shape[0]
+    height = torch.zeros(count, mapsize, mapsize, dtype=torch.float64, device=device)
+    step, wibble, level = mapsize, 100.0, 0
+
+    def wibbled_mean(total: torch.Tensor, part: str) -> torch.Tensor:
+        noise = rng.uniform(rng.substream(seeds, "plasma", level, part), total.shape[1:], device, torch.float64)
+        return total / 4 + wibble * (noise * 2.0 - 1.0) * wibble
+
+    while step >= 2:
+        half = step // 2
+        corners = height[:, 0::step, 0::step]
+        squares = corners + torch.roll(corners, -1, dims=1)
+        squares = squares + torch.roll(squares, -1, dims=2)
+        height[:, half::step, half::step] = wibbled_mean(squares, "square")
+        centres = height[:, half::step, half::step]
+        corners = height[:, 0::step, 0::step]
+        left = centres + torch.roll(centres, 1, dims=1) + corners + torch.roll(corners, -1, dims=2)
+        height[:, 0::step, half::step] = wibbled_mean(left, "diamond-top")
+        top = centres + torch.roll(centres, 1, dims=2) + corners + torch.roll(corners, -1, dims=1)
+        height[:, half::step, 0::step] = wibbled_mean(top, "diamond-left")
+        step, wibble, level = half, wibble / decay, level + 1
+    low = height.amin(dim=(1, 2), keepdim=True)
+    height = height - low
+    return (height / height.amax(dim=(1, 2), keepdim=True)).to(torch.float32)
+
+
+def next_power_of_two(value: int) -> int:
+    """Smallest power of two ≥ ``value``."""
+    return 1 if value <= 1 else 2 ** math.ceil(math.log2(value))
+
+
+__all__ = ["next_power_of_two", "normal_like", "plasma_fractal", "poisson", "salt_and_pepper", "uniform_like",
+           "uniform_pair_like"]

@@ -1,0 +1,137 @@
+"""Procedural textures for the weather corruptions: frost crystals and the spatter (water) ripple layer.
+
+ImageNet-C's frost overlays crops of six photographs of frosted windows shipped with the code; robustviz ships
+no images, so frost is generated: a tinted layer whose colour and contrast are drawn from the palette measured on
+the five photographs the reference samples from, textured with crystal "needles" — white noise smeared along three
+directions 60° apart (ice's hexagonal habit) — modulated by a plasma fractal so that dense and clear patches
+alternate. Feature lengths are proportional to the image size, like the reference's crops (native resolution at
+224 px, ×0.2 at 32 px).
+
+The spatter helpers follow the OpenCV steps of the reference water branch (Canny edges, Euclidean distance
+transform truncated at 20 px, 3×3 box blur, histogram equalisation, emboss kernel) in batched torch form.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import rng
+from . import _ops
+from ._sampling import next_power_of_two, normal_like, plasma_fractal, uniform_like
+
+#: Mean RGB and standard deviation of the five frost photographs the reference draws from (frost1..5).
+FROST_PALETTE = torch.tensor([
+    [0.305, 0.585, 0.650, 0.077],
+    [0.787, 0.805, 0.841, 0.087],
+    [0.787, 0.805, 0.841, 0.087],
+    [0.540, 0.599, 0.648, 0.114],
+    [0.441, 0.484, 0.528, 0.169],
+])
+
+
+def frost_texture(seeds: torch.Tensor, height: int, width: int, device: torch.device | str) -> torch.Tensor:
+    """Seeded frost layers N×3×H×W in [0, 1]."""
+    count = seeds.shape[0]
+    reference = torch.empty(count, 1, height, width, device=device)
+    size = min(height, width)
+    base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1) * 180.0
+    needles = torch.zeros_like(reference)
+    for index, (length, weight) in enumerate(((0.06, 1.0), (0.02, 0.6))):
+        noise = _ops.gaussian_blur(normal_like(seeds, reference, "frost-noise", index), 0.006 * size)
+        radius = max(1.0, length * size)
+        for turn in range(3):
+            angles = base_angle + 60.0 * turn + 25.0 * index
+            smeared = _ops.motion_blur(noise, radius, radius / 2.0, angles)
+            needles = needles + weight * smeared.abs()
+    needles = needles - needles.mean(dim=(2, 3), keepdim=True)
+    needles = needles / needles.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    mapsize = next_power_of_two(max(height, width))
+    patches = plasma_fractal(rng.substream(seeds, "frost-patches"), mapsize, 2.0, device)[:, None, :height, :width]
+    texture = needles * (0.4 + patches) + 1.5 * (patches - patches.mean(dim=(2, 3), keepdim=True))
+    texture = texture - texture.mean(dim=(2, 3), keepdim=True)
+    texture = texture / texture.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    palette = FROST_PALETTE.to(device)[frost_palette_index(seeds).to(device)]
+    tint, spread = palette[:, :3].reshape(count, 3, 1, 1), palette[:, 3].reshape(count, 1, 1, 1)
+    return (tint + 0.8 * spread * texture).clamp(0.0, 1.0)
+
+
+def frost_palette_index(seeds: torch.Tensor) -> torch.Tensor:
+    """Which of the five measured frost palettes each seed uses (uniform over 0..4)."""
+    return torch.floor(uniform_like(seeds, seeds.reshape(-1, 1), "frost-tint").reshape(-1) * 5).long()
+
+
+def canny(plane: torch.Tensor, low: float = 50.0, high: float = 150.0) -> torch.Tensor:
+    """Canny edges of 8-bit planes N×H×W (OpenCV defaults: 3×3 Sobel, L1 magnitude, replicated border).
+
+    Non-maximum suppression along the quantised gradient direction, then hysteresis: pixels above ``high`` seed
+    edges that grow through 8-connected pixels above ``low``. Returns a bool mask.
+    """
+    x = plane.unsqueeze(1).to(torch.float32)
+    padded = _ops.pad(x, 1, 1, 1, 1, "nearest")
+    sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=plane.device)
+    gx = _ops.conv2d_fixed_batch(padded, sobel_x.reshape(1, 1, 3, 3))
+    gy = _ops.conv2d_fixed_batch(padded, sobel_x.T.reshape(1, 1, 3, 3))
+    magnitude = gx.abs() + gy.abs()
+    padded_mag = F.pad(magnitude, (1, 1, 1, 1))
+
+    def neighbour(dy: int, dx: int) -> torch.Tensor:
+        height, width = magnitude.shape[-2:]
+        return padded_mag[..., 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+
+    ax, ay = gx.abs(), gy.abs()
+    tan22 = 0.4142135623730951
+    horizontal = ay <= tan22 * ax
+    vertical = ay > ax / tan22
+    same_sign = (gx * gy) >= 0
+    keep = torch.where(
+        horizontal, (magnitude > neighbour(0, -1)) & (magnitude >= neighbour(0, 1)),
+        torch.where(vertical, (magnitude > neighbour(-1, 0)) & (magnitude >= neighbour(1, 0)),
+                    torch.where(same_sign, (magnitude > neighbour(-1, -1)) & (magnitude >= neighbour(1, 1)),
+                                (magnitude > neighbour(-1, 1)) & (magnitude >= neighbour(1, -1)))))
+    candidate = keep & (magnitude > low)
+    edges = keep & (magnitude > high)
+    while True:
+        grown = (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0) & candidate
+        if torch.equal(grown, edges):
+            break
+        edges = grown
+    return edges.squeeze(1)
+
+
+def truncated_distance(edges: torch.Tensor, limit: int = 20) -> torch.Tensor:
+    """Euclidean distance to the nearest edge pixel, truncated at ``limit`` (exact within the limit): N×H×W."""
+    big = float(limit + 1) ** 2
+    height, width = edges.shape[-2:]
+    # row pass in O(1) per pixel: distance to the previous and the next edge in the row (cumulative max/min)
+    positions = torch.arange(width, device=edges.device, dtype=torch.float32).expand_as(edges)
+    previous = torch.where(edges, positions, torch.full_like(positions, -1e9)).cummax(dim=-1).values
+    following = torch.where(edges, positions, torch.full_like(positions, 1e9)).flip(-1).cummin(dim=-1).values.flip(-1)
+    row_distance = torch.minimum(positions - previous, following - positions).clamp(max=limit + 1)
+    best = row_distance ** 2
+    column = F.pad(best.transpose(-1, -2), (limit, limit), value=big).transpose(-1, -2)
+    squared = best.clone()
+    for offset in range(-limit, limit + 1):
+        if offset:
+            squared = torch.minimum(squared, column[..., limit + offset:limit + offset + height, :] + offset ** 2)
+    return squared.sqrt().clamp(max=float(limit))
+
+
+def equalize_hist(plane: torch.Tensor) -> torch.Tensor:
+    """OpenCV ``equalizeHist`` per image on integer planes N×H×W (0..255): lut[v] = round(255·(cdf(v) − h₀)/(n − h₀))
+    with h₀ the count of the lowest occupied level."""
+    count = plane.shape[0]
+    flat = plane.reshape(count, -1).long()
+    hist = torch.zeros(count, 256, dtype=torch.float64, device=plane.device)
+    hist.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float64))
+    cdf = hist.cumsum(dim=1)
+    first = torch.argmax((hist > 0).to(torch.int64), dim=1, keepdim=True)
+    lowest = hist.gather(1, first)
+    total = float(flat.shape[1])
+    scale = 255.0 / (total - lowest).clamp_min(1.0)
+    lut = torch.floor((cdf - lowest) * scale + 0.5).clamp(0, 255)
+    lut = torch.where(torch.arange(256, device=plane.device) <= first, torch.zeros_like(lut), lut)
+    return lut.gather(1, flat).reshape(plane.shape)
+
+
+__all__ = ["FROST_PALETTE", "canny", "frost_palette_index", "equalize_hist", "frost_texture", "truncated_distance"]

@@ -1,0 +1,150 @@
+"""CAM variants against explicit, slow reference computations (hooks + each paper's formula, loops over channels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import robustviz
+from robustviz.validation import InputError
+
+EPS = 1e-7
+
+
+def reference_activations_and_gradients(model, image, target, layer):
+    """One image: activations K×h×w and d logit_target / d activations via a forward hook + tensor hook."""
+    store = {}
+
+    def forward_hook(module, inputs, output):
+        store["A"] = output
+        output.register_hook(lambda grad: store.__setitem__("G", grad))
+
+    handle = layer.register_forward_hook(forward_hook)
+    try:
+        logits = model(image[None].clone().requires_grad_(True))
+        logits[0, target].backward()
+    finally:
+        handle.remove()
+    model.zero_grad(set_to_none=True)
+    return store["A"][0].detach().double().numpy(), store["G"][0].double().numpy(), logits[0, target].item()
+
+
+def reference_ablation_scores(model, image, target, layer, channels):
+    scores = []
+    for k in range(channels):
+        def hook(module, inputs, output, k=k):
+            output = output.clone()
+            output[:, k] = 0
+            return output
+        handle = layer.register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                scores.append(model(image[None])[0, target].item())
+        finally:
+            handle.remove()
+    return np.array(scores)
+
+
+def reference_cam(name, model, image, target):
+    layer = model.cam_layer
+    A, G, score = reference_activations_and_gradients(model, image, target, layer)
+    K, h, w = A.shape
+    cam = np.zeros((h, w))
+    if name == "grad_cam_ours":
+        for k in range(K):
+            cam += G[k].mean() * A[k]
+    elif name == "gradcam_plus_plus":
+        for k in range(K):
+            weight = 0.0
+            for i in range(h):
+                for j in range(w):
+                    g = G[k, i, j]
+                    if g != 0:
+                        alpha = g**2 / (2 * g**2 + A[k].sum() * g**3 + EPS)
+                        weight += alpha * max(g, 0.0)
+            cam += weight * A[k]
+    elif name == "xgrad_cam":
+        for k in range(K):
+            cam += (A[k] / (A[k].sum() + EPS) * G[k]).sum() * A[k]
+    elif name == "hires_cam":
+        for k in range(K):
+            cam += G[k] * A[k]
+    elif name == "layer_cam":
+        for k in range(K):
+            cam += np.maximum(G[k], 0) * A[k]
+    elif name == "eigen_cam":
+        matrix = A.reshape(K, h * w).T
+        _, _, vt = np.linalg.svd(matrix, full_matrices=False)
+        projection = matrix @ vt[0]
+        if np.corrcoef(projection, A.sum(0).reshape(-1))[0, 1] < 0:
+            projection = -projection
+        cam = projection.reshape(h, w)
+    elif name == "ablation_cam":
+        ablated = reference_ablation_scores(model, image, target, layer, K)
+        for k in range(K):
+            cam += (score - ablated[k]) / score * A[k]
+    cam = np.maximum(cam, 0)
+    upsampled = F.interpolate(torch.from_numpy(cam)[None, None], size=image.shape[-2:], mode="bilinear",
+                              align_corners=False)
+    return upsampled[0, 0].numpy()
+
+
+CAMS = ["grad_cam_ours", "gradcam_plus_plus", "xgrad_cam", "hires_cam", "layer_cam", "eigen_cam", "ablation_cam"]
+
+
+@pytest.mark.parametrize("name", CAMS)
+def test_cam_matches_reference(name, tiny_model, batch):
+    images, targets, seeds = batch
+    params = {"batch_channels": 5} if name == "ablation_cam" else {}
+    maps = robustviz.create("method", name, **params).attribute(tiny_model, images, targets, seeds=seeds)
+    assert maps.shape == (3, 1, 32, 32)
+    for index in range(len(images)):
+        expected = reference_cam(name, tiny_model, images[index], int(targets[index]))
+        scale = max(1.0, np.abs(expected).max())
+        np.testing.assert_allclose(maps[index, 0].numpy(), expected, atol=1e-5 * scale, rtol=1e-5)
+        assert np.abs(expected).max() > 0  # the comparison is not between two zero maps
+
+
+def test_cam_variants_differ_on_a_nonlinear_head(tiny_model, batch):
+    images, targets, seeds = batch
+    maps = {name: robustviz.create("method", name).attribute(tiny_model, images, targets, seeds=seeds)
+            for name in ("grad_cam_ours", "hires_cam", "layer_cam")}
+    assert not torch.allclose(maps["grad_cam_ours"], maps["hires_cam"])
+    assert not torch.allclose(maps["hires_cam"], maps["layer_cam"])
+
+
+@pytest.mark.parametrize("name", CAMS)
+def test_cam_removes_hooks_keeps_no_grads_and_is_batch_independent(name, zoo_model, batch):
+    images, targets, seeds = batch
+    images = F.interpolate(images, size=64)  # the zoo's SmallCNN has output stride 8
+    method = robustviz.create("method", name)
+    together = method.attribute(zoo_model, images, targets, seeds=seeds)
+    alone = method.attribute(zoo_model, images[1:2], targets[1:2], seeds=seeds[1:2])
+    torch.testing.assert_close(together[1:2], alone, atol=1e-5, rtol=1e-4)
+    for module in zoo_model.modules():
+        assert not module._forward_hooks and not module._backward_hooks
+    assert all(parameter.grad is None and parameter.requires_grad for parameter in zoo_model.parameters())
+    assert not together.requires_grad
+
+
+def test_grad_cam_ours_matches_captum_grad_cam(tiny_model, batch):
+    images, targets, seeds = batch
+    ours = robustviz.create("method", "grad_cam_ours").attribute(tiny_model, images, targets, seeds=seeds)
+    captum = robustviz.create("method", "grad_cam").attribute(tiny_model, images, targets, seeds=seeds)
+    torch.testing.assert_close(ours, captum, atol=1e-6, rtol=1e-5)
+
+
+def test_cam_layer_argument_and_missing_layer(tiny_model, batch):
+    images, targets, seeds = batch
+    by_name = robustviz.create("method", "layer_cam", layer="features.3").attribute(tiny_model, images, targets,
+                                                                                   seeds=seeds)
+    default = robustviz.create("method", "layer_cam").attribute(tiny_model, images, targets, seeds=seeds)
+    torch.testing.assert_close(by_name, default)
+    bare = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    bare(images)
+    with pytest.raises(InputError, match="cam_layer"):
+        robustviz.create("method", "grad_cam_ours").attribute(bare, images, targets, seeds=seeds)
+    with pytest.raises(InputError, match="no submodule"):
+        robustviz.create("method", "grad_cam_ours", layer="nope").attribute(tiny_model, images, targets, seeds=seeds)
