@@ -15,16 +15,16 @@ IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "
 IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ZOO = ("smallcnn-standard", "smallcnn-noise", "tinyresnet-standard", "tinyresnet-noise", "tinyvit-standard",
        "tinyvit-noise")
-# Light settings so that the whole suite fits a laptop CPU in a few minutes: 4 integration steps, 32 RISE masks,
-# 8 deletion steps at 64 px, Fisher information on the clean images only. The papers' defaults (32 steps,
+# Light settings so that the whole suite fits a laptop CPU in a few minutes: 4 integration steps, 16 RISE masks,
+# 4 deletion steps at 64 px, Fisher information on the clean images only. The papers' defaults (32 steps,
 # 6000 masks, 224 deletion steps) are one spec away.
 DEMO_METHODS = ("saliency", {"name": "integrated_gradients", "n_steps": 4}, "grad_cam", "gradcam_plus_plus",
-                {"name": "rise", "n_masks": 32, "batch_masks": 256})
-DEMO_METRICS = ("consistency", "responsiveness", "cosine", {"name": "deletion_auc", "step": 512},
+                {"name": "rise", "n_masks": 16, "batch_masks": 256})
+DEMO_METRICS = ("consistency", "responsiveness", "cosine", {"name": "deletion_auc", "step": 1024},
                 {"name": "fisher_lmax", "at": "clean"}, {"name": "iaside", "n_bands": 8})
 
 
-def demo_spec(n_samples: int = 24, *, full: bool = True):
+def demo_spec(n_samples: int = 8, *, full: bool = True):
     """The embedded default spec: the shipped zoo on generated shapes under every registered ImageNet-C corruption,
     with the explanation methods and metrics that are registered (the suite grows with the package)."""
     from . import registry
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="evaluate the shipped zoo on generated shapes (offline, a few minutes)")
     demo.add_argument("--out", default="robustviz-demo", help="output folder (default: robustviz-demo)")
-    demo.add_argument("--n-samples", type=int, default=24, help="samples per cell (default: 24)")
+    demo.add_argument("--n-samples", type=int, default=8, help="samples per cell (default: 8)")
     demo.add_argument("--quick", action="store_true", help="accuracy only: no explanation methods or metrics")
     demo.add_argument("--overwrite", action="store_true", help="discard an existing demo cube")
     demo.add_argument("--no-progress", action="store_true")

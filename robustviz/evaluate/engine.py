@@ -107,8 +107,8 @@ class RegionComputer:
     def _attribute(self, model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor,
                    sample_ids: torch.Tensor) -> list[torch.Tensor]:
         maps = []
-        for component, method in zip(self.plan.spec.methods, self.plan.methods):
-            seeds = derive_seeds(self.plan.spec.seed, sample_ids, "method", component.label)
+        for label, method in zip(self.plan.method_names, self.plan.methods):
+            seeds = derive_seeds(self.plan.spec.seed, sample_ids, "method", label)
             maps.append(torch.cat([
                 method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
                                  seeds=seeds[index])[: part.stop - part.start]
@@ -208,17 +208,17 @@ class RegionComputer:
         plan = self.plan
         model = self.model(model_index)
         clean = self.clean(model_index, chunk)
-        component = plan.spec.perturbations[perturbation_index]
+        label = plan.perturbation_names[perturbation_index]
         perturbation = plan.perturbations[perturbation_index]
         perturbed = []
         for severity in plan.spec.severities:
-            seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", component.label, severity)
+            seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
             images = torch.cat([
                 perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
                              labels=clean.labels[part], sample_ids=clean.sample_ids[part])
                 for part in _batches(clean.images.shape[0], plan.spec.batch_size)])
             if not bool(torch.isfinite(images).all()):
-                raise RuntimeError(f"perturbation {component.label!r} at severity {severity} produced NaN/inf "
+                raise RuntimeError(f"perturbation {label!r} at severity {severity} produced NaN/inf "
                                    f"values; this is a bug in that perturbation")
             perturbed.append(images)
         images = torch.cat(perturbed)
@@ -226,7 +226,7 @@ class RegionComputer:
         logits = self._forward(model, images)
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
-        cells = self._cells(model, clean, images, logits, attributions, component.label, list(plan.spec.severities))
+        cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
         # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
         return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
@@ -258,11 +258,11 @@ def build_template(plan: Plan) -> xr.Dataset:
     example_ids = data.sample_ids[: plan.n_examples].tolist()
     return make_template(
         models=plan.model_names,
-        perturbations=[c.label for c in plan.spec.perturbations],
+        perturbations=plan.perturbation_names,
         families=[getattr(p, "family", "") or "" for p in plan.perturbations],
         severities=plan.spec.severities,
         sample_ids=data.sample_ids.tolist(), labels=data.labels.tolist(),
-        methods=[c.label for c in plan.spec.methods],
+        methods=plan.method_names,
         variables=plan.variables(), sample_chunk=plan.sample_chunk, extra_coords=plan.extra_coords(),
         example_ids=example_ids, image_shape=tuple(data.images.shape[1:]) if plan.n_examples else None,
         attrs=plan.attrs())

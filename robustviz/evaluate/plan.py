@@ -47,6 +47,13 @@ def _create(kind: str, component: Component, **defaults: Any) -> Any:
     return registry.create(kind, component.name, **params)
 
 
+def coordinate_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
+    """Cube coordinate labels: the bare name where it is unique in the list (``rise``), the name with its
+    parameters where the same name appears twice (``rise[n_masks=100]``, ``rise[n_masks=6000]``)."""
+    names = [c.name for c in components]
+    return [c.name if names.count(c.name) == 1 else c.label for c in components]
+
+
 def data_fingerprint(data: ImageSet) -> str:
     digest = hashlib.sha256()
     for tensor in (data.images, data.labels, data.sample_ids):
@@ -124,12 +131,20 @@ class Plan:
     def metric_names(self) -> list[str]:
         """Cube variable names of the per-sample metrics: the label without engine-only parameters."""
         engine_keys = ENGINE_PARAMS["metric"]
-        return [Component(c.name, tuple((k, v) for k, v in c.params if k not in engine_keys)).label
-                for c in self._metric_components("sample")]
+        return coordinate_labels([Component(c.name, tuple((k, v) for k, v in c.params if k not in engine_keys))
+                                  for c in self._metric_components("sample")])
+
+    @property
+    def method_names(self) -> list[str]:
+        return coordinate_labels(self.spec.methods)
+
+    @property
+    def perturbation_names(self) -> list[str]:
+        return coordinate_labels(self.spec.perturbations)
 
     @property
     def model_names(self) -> list[str]:
-        return [c.label for c in self.spec.models]
+        return coordinate_labels(self.spec.models)
 
     @property
     def sample_chunk(self) -> int:

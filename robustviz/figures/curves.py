@@ -56,9 +56,10 @@ def severity_curves(ds: xr.Dataset, variable: str = "correct", *, by: str = "mod
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel(label if len(label) < 40 else variable)
         ax.set_xticks(severities)
-        ax.legend(frameon=False, ncol=1 + len(mean) // 4)
+        ax.legend(frameon=False, ncol=1 + len(mean) // 4, loc="best")
+        name = "accuracy" if variable == "correct" else variable
         title = "all perturbations" if perturbations is None else ", ".join(perturbations)
-        ax.set_title(f"{variable} vs severity ({title})" if len(title) < 40 else f"{variable} vs severity")
+        ax.set_title(f"{name} vs severity ({title})" if len(title) < 40 else f"{name} vs severity")
     return fig
 
 

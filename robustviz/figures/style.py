@@ -38,6 +38,7 @@ def figure(width: str | float = "single", aspect: float = 0.72, **kwargs):
     """A new Figure of a paper width (``"single"``/``"double"`` or inches) with the robustviz style."""
     inches = WIDTHS.get(width, width) if isinstance(width, str) else float(width)
     with style():  # a bare Figure (not pyplot-managed): nothing leaks when panels redraw many times
+        kwargs.setdefault("layout", "constrained")  # labels never clipped, however the figure is saved
         return Figure(figsize=(inches, inches * aspect), **kwargs)
 
 
