@@ -34,11 +34,12 @@ def check_images(images: object, *, name: str = "images", channels: int | tuple[
             raise InputError(f"{name} must have {' or '.join(map(str, allowed))} channels, "
                              f"got {images.shape[1]} in shape {tuple(images.shape)}{layout}")
     if images.numel() and check_range:
-        if not bool(torch.isfinite(images).all()):
-            bad = int((~torch.isfinite(images)).sum())
-            raise InputError(f"{name} contain {bad} NaN or infinite values; clean or drop those images first")
-        low, high = float(images.min()), float(images.max())
-        if low < 0.0 or high > 1.0:
+        # one pass: NaN makes both comparisons false, ±inf falls outside [0, 1]
+        low, high = (float(v) for v in torch.aminmax(images.detach()))
+        if not (low >= 0.0 and high <= 1.0):
+            if not bool(torch.isfinite(images).all()):
+                bad = int((~torch.isfinite(images)).sum())
+                raise InputError(f"{name} contain {bad} NaN or infinite values; clean or drop those images first")
             raise InputError(f"{name} must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; robustviz works in "
                              f"pixel space — undo any normalisation (the model wrapper normalises) or divide by 255")
     return images
