@@ -13,8 +13,9 @@ import os
 import shutil
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import xarray as xr
@@ -30,12 +31,13 @@ class StoreError(RuntimeError):
     """A store that cannot be used as asked (different spec, corrupt, …); the message names the fix."""
 
 
-def _quiet():
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-    warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
-    return ctx
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence zarr's notes about consolidated metadata and about the write log beside the arrays."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")
+        yield
 
 
 class CubeStore:
@@ -73,9 +75,10 @@ class CubeStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         staging = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
         template = template.assign_attrs(store_format=STORE_FORMAT)
-        ctx = _quiet()
         try:
-            template.to_zarr(staging, mode="w", compute=False, encoding=encoding_for(template), consolidated=False)
+            with _quiet():
+                template.to_zarr(staging, mode="w", compute=False, encoding=encoding_for(template),
+                                 consolidated=False)
             # to_zarr(compute=False) skips dask-backed variables' data; the done masks must read as zeros
             group = zarr.open_group(staging, mode="r+")
             group["done"][...] = 0
@@ -83,8 +86,6 @@ class CubeStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        finally:
-            ctx.__exit__(None, None, None)
         os.replace(staging, self.path)
 
     @property
@@ -177,13 +178,11 @@ class CubeStore:
     # -- reading --------------------------------------------------------------------------------------------------
     def open(self) -> xr.Dataset:
         """The cube, lazily (dask-backed)."""
-        ctx = _quiet()
         try:
-            return xr.open_zarr(self.path, consolidated=False)
+            with _quiet():
+                return xr.open_zarr(self.path, consolidated=False)
         except Exception as error:
             raise StoreError(self._corrupt(f"xarray cannot open it ({error})")) from error
-        finally:
-            ctx.__exit__(None, None, None)
 
 
 __all__ = ["CubeStore", "STORE_FORMAT", "StoreError"]

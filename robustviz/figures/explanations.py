@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .style import color, figure, style
+from .style import annotate_cells, color, figure, style
 
 #: Default AggAtt percentile edges (Böhle, Fritz & Schiele, CVPR 2022).
 AGGATT_PERCENTILES = (0, 2, 5, 50, 95, 98, 100)
@@ -85,12 +85,7 @@ def robustness_heatmap(ds: xr.Dataset, variable: str = "consistency", *, model: 
         bar = fig.colorbar(image, ax=ax, shrink=0.9)
         bar.set_label(variable + (f" ({direction} is better)" if direction in ("higher", "lower") else ""))
         if annotate and values.size <= 400:
-            finite = values[np.isfinite(values)]
-            middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-            for (row, column), value in np.ndenumerate(values):
-                if np.isfinite(value):
-                    ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=5,
-                            color="black" if value > middle else "white")
+            annotate_cells(ax, values, fontsize=5)
         scope = f"model {model}" if model is not None else "mean over models"
         ax.set_title(f"{variable} per method and perturbation ({scope}, severities "
                      f"{', '.join(map(str, _corrupted_severities(ds, severities)))})")

@@ -42,8 +42,21 @@ def figure(width: str | float = "single", aspect: float = 0.72, **kwargs):
         return Figure(figsize=(inches, inches * aspect), **kwargs)
 
 
+def annotate_cells(ax, values, *, fontsize: float) -> None:
+    """Write each finite value of a heatmap's ``values`` (rows × columns) into its cell, dark text on the bright
+    half of the range and light text on the dark half."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for (row, column), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                    color="black" if value > middle else "white")
+
+
 def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-__all__ = ["LINESTYLES", "MARKERS", "PALETTE", "RC", "WIDTHS", "color", "figure", "style"]
+__all__ = ["LINESTYLES", "MARKERS", "PALETTE", "RC", "WIDTHS", "annotate_cells", "color", "figure", "style"]

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from ..figures.style import annotate_cells
 
 from ._base import (Panel, PanelError, as_float, check_choice, computed, dropdown, figure_to_png, label_of, new_figure,
                     options, require_variable, sample_variables, select_cell)
@@ -67,12 +68,7 @@ def render_heatmap(ds: xr.Dataset, variable: str, model: Any, method: Any = None
     axes.set_title(title + " (mean over samples)")
     figure.colorbar(image, ax=axes, label=label_of(ds, variable))
     if values.size <= 80:
-        finite = values[np.isfinite(values)]
-        middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-        for (row, column), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                          color="black" if value > middle else "white")
+        annotate_cells(axes, values, fontsize=7)
     if selected is not None and selected[0] in perturbations and int(selected[1]) in severities:
         row, column = perturbations.index(selected[0]), severities.index(int(selected[1]))
         axes.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
