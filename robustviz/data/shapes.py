@@ -256,4 +256,48 @@ def shapes_dataset(n_samples: int, image_size: int = 64, seed: int = 0, split: s
     return make_shapes(n_samples, image_size=image_size, seed=seed, split=split)
 
 
-__all__ = ["SHAPE_CLASSES", "SPLITS", "make_shapes", "render", "render_shape", "shape_seeds", "shapes_dataset"]
+def make_gridpg_shapes(n: int, image_size: int = 64, seed: int = 0, split: str = "test",
+                       start: int = 0) -> ImageSet:
+    """``n`` GridPG grids (Böhle et al. 2022) of shapes: each a 2×2 grid of four shapes of four different classes,
+    each rendered at ``image_size`` and averaged over 2×2 blocks, so a grid is ``image_size`` square like the
+    model's input. The label is the class of the explained cell (drawn uniformly) and the mask marks that cell;
+    ``metadata`` holds ``cells``, ``cell_labels`` (``n×4``) and the shapes' ``object_masks``.
+
+    Grid ``i`` is a pure function of ``(seed, split, i)`` (classes, cell and the four shapes), like :func:`make_shapes`.
+    """
+    from ..metrics.localisation import downscale_half, tile_grid
+
+    _check_count(n)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16 or image_size % 2:
+        raise InputError(f"GridPG grids need an even image_size >= 16, got {image_size!r}")
+    if split not in SPLITS:
+        raise InputError(f"unknown shapes split {split!r}; choose one of {', '.join(SPLITS)}")
+    sample_ids = torch.arange(int(start), int(start) + n, dtype=torch.int64)
+    grid_seeds = rng.derive_seeds(int(seed), sample_ids, "gridpg-shapes", split)
+    # four distinct classes per grid: the ranks of 8 uniforms are a uniform random permutation
+    cell_labels = rng.uniform(rng.substream(grid_seeds, "classes"), (len(SHAPE_CLASSES),)).argsort(dim=1, stable=True)[:, :4]
+    cells = rng.randint(rng.substream(grid_seeds, "cell"), 4, (1,))[:, 0]
+    shape_seeds_ = rng.derive_seeds(int(seed), sample_ids.repeat_interleave(4) * 4 + torch.arange(4).repeat(n),
+                                    "gridpg-shapes-cell", split)
+    images, masks = render(cell_labels.reshape(-1), shape_seeds_, image_size)
+    half = image_size // 2
+    grids = tile_grid(downscale_half(images).view(n, 4, 3, half, half))
+    object_masks = tile_grid(downscale_half(masks.float()).view(n, 4, 1, half, half)) > 0.5
+    cell_masks = torch.zeros(n, 4, 1, half, half, dtype=torch.bool)
+    cell_masks[torch.arange(n), cells] = True
+    labels = cell_labels[torch.arange(n), cells]
+    return ImageSet(grids.clamp(0, 1), labels, list(SHAPE_CLASSES), masks=tile_grid(cell_masks),
+                    sample_ids=sample_ids, name="gridpg-shapes",
+                    metadata={"dataset": "gridpg-shapes", "split": split, "seed": int(seed),
+                              "image_size": image_size, "cells": cells, "cell_labels": cell_labels,
+                              "object_masks": object_masks})
+
+
+@register("dataset", "gridpg-shapes")
+def gridpg_shapes_dataset(n_samples: int, image_size: int = 64, seed: int = 0, split: str = "test") -> ImageSet:
+    """Registry factory for GridPG grids of shapes (see :func:`make_gridpg_shapes`); score with ``grid_pg``."""
+    return make_gridpg_shapes(n_samples, image_size=image_size, seed=seed, split=split)
+
+
+__all__ = ["SHAPE_CLASSES", "SPLITS", "gridpg_shapes_dataset", "make_gridpg_shapes", "make_shapes", "render",
+           "render_shape", "shape_seeds", "shapes_dataset"]

@@ -7,6 +7,8 @@ attribution methods").
 - energy in mask: ``Σ_mask ReLU(m) / Σ ReLU(m)``; NaN when the map has no positive attribution or the mask is empty.
 - GridPG: ``2×2`` grids of images of four different classes, each cell the image downscaled by 2; the score of a map
   for the class of cell ``c`` is ``Σ_cell c ReLU(m) / Σ ReLU(m)`` (chance 0.25 for a uniform map).
+  In the cube, the ``gridpg-shapes`` dataset supplies such grids (label = the explained cell's class, mask = that
+  cell) and the ``grid_pg`` metric scores them; run it with ``target="label"`` so the map explains the cell's class.
 - AggAtt: sort samples by score, cut at percentiles (0, 2, 5, 50, 95, 98, 100) and average the maps per bin.
 """
 
@@ -59,13 +61,14 @@ class GridPGSet(NamedTuple):
     masks: torch.Tensor | None
 
 
-def _downscale(images: torch.Tensor) -> torch.Tensor:
+def downscale_half(images: torch.Tensor) -> torch.Tensor:
+    """Each image averaged over 2×2 blocks (``H/2×W/2``): the GridPG cell content."""
     height, width = images.shape[-2:]
     return F.interpolate(images.float(), size=(height // 2, width // 2), mode="area")
 
 
-def _tile(quarters: torch.Tensor) -> torch.Tensor:
-    """``n×4×C×h×w`` quarters → ``n×C×2h×2w`` grids (row-major cells)."""
+def tile_grid(quarters: torch.Tensor) -> torch.Tensor:
+    """``n×4×C×h×w`` quarters → ``n×C×2h×2w`` grids (cells row-major: 0 top-left … 3 bottom-right)."""
     top = torch.cat([quarters[:, 0], quarters[:, 1]], dim=-1)
     bottom = torch.cat([quarters[:, 2], quarters[:, 3]], dim=-1)
     return torch.cat([top, bottom], dim=-2)
@@ -93,12 +96,12 @@ def make_grid_pg(images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor
             sources[index, position] = candidates[torch.randint(len(candidates), (1,), generator=generator)]
         cells[index] = torch.randint(4, (1,), generator=generator)
     device = images.device
-    grids = _tile(_downscale(images[sources.flatten().to(device)]).view(n, 4, *images.shape[1:2],
+    grids = tile_grid(downscale_half(images[sources.flatten().to(device)]).view(n, 4, *images.shape[1:2],
                                                                          images.shape[-2] // 2, images.shape[-1] // 2))
     grid_masks = None
     if masks is not None:
-        small = _downscale(torch.as_tensor(masks)[sources.flatten().to(masks.device)].float())
-        grid_masks = _tile(small.view(n, 4, 1, *small.shape[-2:]))
+        small = downscale_half(torch.as_tensor(masks)[sources.flatten().to(masks.device)].float())
+        grid_masks = tile_grid(small.view(n, 4, 1, *small.shape[-2:]))
     cell_labels = labels[sources]
     target = cell_labels[torch.arange(n), cells]
     return GridPGSet(grids.to(images.dtype), cells, target, cell_labels, sources, grid_masks)
@@ -116,6 +119,26 @@ def grid_pg_score(maps: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     inside = quarters.gather(1, torch.as_tensor(cells).long().view(-1, 1).to(quarters.device))[:, 0]
     return torch.where(total > 0, inside / total.clamp_min(torch.finfo(torch.float64).tiny),
                        torch.full_like(total, float("nan")))
+
+
+def cells_from_masks(masks: torch.Tensor) -> torch.Tensor:
+    """The GridPG cell (0..3) each mask marks; the mask must cover exactly one full quadrant."""
+    masks = torch.as_tensor(masks)
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise InputError(f"grid_pg needs masks N×1×H×W, got {tuple(masks.shape)}")
+    height, width = masks.shape[-2:]
+    if height % 2 or width % 2:
+        raise InputError(f"grid_pg needs even-sized 2×2 grids, got masks of {height}×{width}")
+    inside = masks[:, 0] > 0.5
+    quarters = inside.reshape(-1, 2, height // 2, 2, width // 2).sum(dim=(2, 4)).reshape(-1, 4)
+    full = quarters == (height // 2) * (width // 2)
+    valid = (full.sum(dim=1) == 1) & (quarters.sum(dim=1) == quarters.max(dim=1).values)
+    if not bool(valid.all()):
+        bad = torch.nonzero(~valid).flatten()[:5].tolist()
+        raise InputError(f"grid_pg needs GridPG grids whose mask marks exactly one full quadrant (the explained "
+                         f"cell); samples {bad} do not. Use the 'gridpg-shapes' dataset, or make_grid_pg(...) "
+                         "with cell masks, rather than object masks")
+    return full.int().argmax(dim=1)
 
 
 class AggAttBins(NamedTuple):
@@ -177,5 +200,16 @@ class EnergyInMask(_MaskMetric):
         return energy_in_mask(context.attributions, context.masks)
 
 
-__all__ = ["AggAttBins", "EnergyInMask", "GridPGSet", "PointingGame", "aggatt_bins", "energy_in_mask",
-           "grid_pg_score", "make_grid_pg", "pointing_game"]
+@register("metric", "grid_pg")
+class GridPG(_MaskMetric):
+    """GridPG (Böhle et al. 2022): share of the positive attribution inside the explained cell of a 2×2 grid of
+    four classes (chance 0.25). Needs a grid dataset whose masks mark the cell, such as ``gridpg-shapes``."""
+
+    name = "grid_pg"
+
+    def compute(self, context: MetricContext) -> torch.Tensor:
+        return grid_pg_score(context.attributions, cells_from_masks(context.masks))
+
+
+__all__ = ["AggAttBins", "EnergyInMask", "GridPG", "GridPGSet", "PointingGame", "aggatt_bins", "cells_from_masks",
+           "downscale_half", "energy_in_mask", "grid_pg_score", "make_grid_pg", "pointing_game", "tile_grid"]
