@@ -14,31 +14,23 @@ from robustviz.registry import RegistryError
 from robustviz.rng import derive_seeds
 from robustviz.validation import InputError
 
+from ._models import ScaledCNN
 
-class TinyCNN(nn.Module):
-    """A small CNN with the robustviz model attributes; BatchNorm in eval mode keeps samples independent."""
 
-    def __init__(self, num_classes: int = 5, smooth: bool = False):
-        super().__init__()
-        pool = nn.AvgPool2d(2) if smooth else nn.MaxPool2d(2)  # smooth: no kinks for finite differences
-        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Tanh(), pool,
-                                      nn.Conv2d(6, 8, 3, padding=1), nn.Softplus())
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes))
-        self.num_classes = num_classes
-        self.class_names = [f"class{k}" for k in range(num_classes)]
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        return self.features
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return 3.0 * self.head(self.features(images))
+def fisher_cnn(num_classes: int = 5, smooth: bool = False) -> ScaledCNN:
+    """BatchNorm (eval mode keeps samples independent), Tanh and Softplus; ``smooth``: average pooling, so no
+    kinks for finite differences."""
+    pool = nn.AvgPool2d(2) if smooth else nn.MaxPool2d(2)
+    features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.Tanh(), pool,
+                             nn.Conv2d(6, 8, 3, padding=1), nn.Softplus())
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, num_classes))
+    return ScaledCNN(features, head, num_classes, 3.0)
 
 
 def tiny_model(num_classes: int = 5, dtype: torch.dtype = torch.float64, seed: int = 0,
-               smooth: bool = False) -> TinyCNN:
+               smooth: bool = False) -> ScaledCNN:
     torch.manual_seed(seed)
-    model = TinyCNN(num_classes, smooth)
+    model = fisher_cnn(num_classes, smooth)
     with torch.no_grad():  # non-trivial BatchNorm statistics
         model.features[1].running_mean.uniform_(-0.2, 0.2)
         model.features[1].running_var.uniform_(0.5, 2.0)

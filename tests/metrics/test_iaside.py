@@ -14,32 +14,18 @@ import robustviz
 from robustviz.metrics.spectral import (all_coalitions, coalition_ids, coalition_values, shapley_values, sid, srs)
 from robustviz.validation import InputError
 
+from ._models import ScaledCNN
+
 M = 8
 
 
-class TinyCNN(nn.Module):
-    """A small classifier with the robustviz model attributes."""
-
-    def __init__(self, num_classes: int = 4):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(4),
-                                      nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes))
-        self.num_classes = num_classes
-        self.class_names = [f"class{k}" for k in range(num_classes)]
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        return self.features
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return 8.0 * self.head(self.features(images))
-
-
 @pytest.fixture(scope="module")
-def model() -> TinyCNN:
+def model() -> ScaledCNN:
     torch.manual_seed(0)
-    return TinyCNN().eval()
+    features = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.MaxPool2d(4), nn.Conv2d(8, 8, 3, padding=1),
+                             nn.ReLU())
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    return ScaledCNN(features, head, 4, 8.0).eval()
 
 
 @pytest.fixture(scope="module")
