@@ -301,55 +301,61 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
 
         return evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
-    if store is None:
-        return _evaluate_in_memory(plan, template, progress, on_region)
-    cube_store = CubeStore.create_or_open(store, template, overwrite=overwrite, resume=resume)
+    sink = _InMemoryCube(template) if store is None else CubeStore.create_or_open(store, template,
+                                                                                 overwrite=overwrite, resume=resume)
+    _run_regions(plan, sink, progress, on_region)
+    return sink.open()
+
+
+class _InMemoryCube:
+    """The in-memory counterpart of :class:`CubeStore`'s writing interface (nothing done yet, filled in place)."""
+
+    def __init__(self, template: xr.Dataset):
+        self.cube = materialize(template)
+
+    def done_mask(self) -> np.ndarray:
+        return self.cube["done"].values.astype(bool)
+
+    def model_done_mask(self) -> np.ndarray:
+        return self.cube["model_done"].values.astype(bool)
+
+    def write_model(self, model_index: int, arrays: Mapping[str, np.ndarray]) -> None:
+        for name, values in arrays.items():
+            self.cube[name].values[model_index, ...] = values
+        self.cube["model_done"].values[model_index] = 1
+
+    def write_region(self, model_index: int, perturbation_index: int, chunk: int, part: slice,
+                     arrays: Mapping[str, np.ndarray]) -> None:
+        for name, values in arrays.items():
+            var = self.cube[name]
+            index: list[Any] = [model_index, perturbation_index] + [slice(None)] * (var.ndim - 2)
+            if "sample" in var.dims:
+                index[var.dims.index("sample")] = part
+            var.values[tuple(index)] = values
+        self.cube["done"].values[model_index, perturbation_index, chunk] = 1
+
+    def open(self) -> xr.Dataset:
+        return self.cube
+
+
+def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
+                 on_region: Callable[[RegionKey], None] | None) -> None:
+    """Compute and write what ``sink`` has not got yet: model by model (one model in memory at a time), its
+    model-level metrics first, then its regions."""
     computer = RegionComputer(plan)
-    done = cube_store.done_mask()
-    todo = pending_regions(plan, done)
-    model_todo = [m for m in range(len(plan.spec.models)) if plan.model_metrics
-                  and not cube_store.model_done_mask()[m]]
+    todo = pending_regions(plan, sink.done_mask())
+    model_done = sink.model_done_mask()
+    model_todo = [m for m in range(len(plan.spec.models)) if plan.model_metrics and not model_done[m]]
     with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar:
         for model_index in range(len(plan.spec.models)):
             if model_index in model_todo:
-                cube_store.write_model(model_index, computer.model_level(model_index))
+                sink.write_model(model_index, computer.model_level(model_index))
                 bar.update()
             for key in [k for k in todo if k[0] == model_index]:
-                arrays = computer.region(*key)
-                cube_store.write_region(key[0], key[1], key[2], plan.chunk_slice(key[2]), arrays)
+                sink.write_region(key[0], key[1], key[2], plan.chunk_slice(key[2]), computer.region(*key))
                 bar.update()
                 if on_region is not None:
                     on_region(key)
-    return cube_store.open()
-
-
-def _evaluate_in_memory(plan: Plan, template: xr.Dataset, progress: bool,
-                        on_region: Callable[[RegionKey], None] | None) -> xr.Dataset:
-    cube = materialize(template)
-    computer = RegionComputer(plan)
-    todo = pending_regions(plan, None)
-    n_models = len(plan.spec.models)
-    with _progress(len(todo) + (n_models if plan.model_metrics else 0), progress, plan.spec.name) as bar:
-        for model_index in range(n_models):
-            if plan.model_metrics:
-                for name, values in computer.model_level(model_index).items():
-                    cube[name].values[model_index, ...] = values
-                cube["model_done"].values[model_index] = 1
-                bar.update()
-            for key in [k for k in todo if k[0] == model_index]:
-                arrays = computer.region(*key)
-                part = plan.chunk_slice(key[2])
-                for name, values in arrays.items():
-                    var = cube[name]
-                    index: list[Any] = [key[0], key[1]] + [slice(None)] * (var.ndim - 2)
-                    if "sample" in var.dims:
-                        index[var.dims.index("sample")] = part
-                    var.values[tuple(index)] = values
-                cube["done"].values[key] = 1
-                bar.update()
-                if on_region is not None:
-                    on_region(key)
-    return cube
 
 
 __all__ = ["CleanPass", "RegionComputer", "build_template", "evaluate", "pending_regions"]
