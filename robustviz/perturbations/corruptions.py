@@ -11,8 +11,8 @@ the rule for image sizes other than 224 and 32 px, and the deliberate difference
 
 from __future__ import annotations
 
-from ._corruption_base import (BENCHMARK_CORRUPTIONS, CIFAR_10_C, EXTRA_CORRUPTIONS, IMAGENET_C, Corruption,
-                               reference_table, severity_constants)
+from ._corruption_base import (BENCHMARK_CORRUPTIONS, CIFAR_10_C, EXTRA_CORRUPTIONS, IMAGENET_C, MONOTONE,
+                               SEVERITY_SCALES, Corruption, reference_table, severity_constants)
 from ._digital import Contrast, ElasticTransform, JpegCompression, Pixelate, Saturate
 from ._noise_blur import (DefocusBlur, GaussianBlur, GaussianNoise, GlassBlur, ImpulseNoise, MotionBlur, ShotNoise,
                           SpeckleNoise, ZoomBlur)
@@ -21,7 +21,8 @@ from ._weather import Brightness, Fog, Frost, Snow, Spatter
 ALL_CORRUPTIONS = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 
 __all__ = [
-    "ALL_CORRUPTIONS", "BENCHMARK_CORRUPTIONS", "CIFAR_10_C", "EXTRA_CORRUPTIONS", "IMAGENET_C", "Brightness",
+    "ALL_CORRUPTIONS", "BENCHMARK_CORRUPTIONS", "CIFAR_10_C", "EXTRA_CORRUPTIONS", "IMAGENET_C", "MONOTONE",
+    "SEVERITY_SCALES", "Brightness",
     "Contrast", "Corruption", "DefocusBlur", "ElasticTransform", "Fog", "Frost", "GaussianBlur", "GaussianNoise",
     "GlassBlur", "ImpulseNoise", "JpegCompression", "MotionBlur", "Pixelate", "Saturate", "ShotNoise", "Snow",
     "Spatter", "SpeckleNoise", "ZoomBlur", "reference_table", "severity_constants",

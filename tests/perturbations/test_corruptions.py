@@ -119,8 +119,8 @@ def _mean_ssim(clean: np.ndarray, corrupted: np.ndarray) -> float:
 #: implementation can): at 224 px the reference imagecorruptions shows the same inversions (checked in
 #: test_corruptions_parity.py); at 32/64 px they come from the CIFAR-10-C table — elastic's affine jitter shrinks
 #: with severity, glass blur's σ grows faster than its shuffling, saturate's severity 3 is a mild ×1.5 boost after
-#: two desaturations. Frost 3→4 and motion blur 3→4 are near-ties (only one weight changes a little); at 224 px the
-#: reference's frost falls by 2 % there while ours stays level.
+#: two desaturations. Frost 3→4 and motion blur 3→4 are near-ties (only one weight changes a little); frost's is in
+#: the reference too (stratified over its textures it falls 0.6 %, ours 1.1 %; see docs/perturbations.md).
 KNOWN_INVERSIONS = {
     224: {"glass_blur": {3}, "zoom_blur": {2}, "snow": {2}, "spatter": {3}, "frost": {3}},
     64: {"glass_blur": {1, 2, 4}, "motion_blur": {3}, "snow": {4}, "frost": {3}, "elastic_transform": {1, 2, 3, 4},
@@ -130,25 +130,81 @@ KNOWN_INVERSIONS = {
 }
 
 
+def _ssim_per_level(name: str, images: torch.Tensor, severity_scale: str = "published") -> list[float]:
+    clean = images.permute(0, 2, 3, 1).numpy()
+    perturbation = robustviz.create("perturbation", name, severity_scale=severity_scale)
+    seeds = derive_seeds(11, range(len(images)), name)  # the same random draws at every severity isolate its effect
+    return [_mean_ssim(clean, perturbation(images, severity, seeds=seeds).permute(0, 2, 3, 1).numpy())
+            for severity in range(1, 6)]
+
+
 @pytest.mark.parametrize("size", [32, 64, pytest.param(224, marks=pytest.mark.slow)])
 def test_severity_monotonic_ssim(size):
-    """Acceptance 2: mean SSIM to the clean image strictly decreases from each severity to the next, for every
-    corruption, except the steps listed in KNOWN_INVERSIONS (inherent in the published constants)."""
-    images = _batch(size, 3)
-    clean = images.permute(0, 2, 3, 1).numpy()
+    """Acceptance 2 with severity_scale="monotone": mean SSIM to the clean image strictly decreases at every step, for
+    every corruption, with no exception — on photos and (32, 64 px) shapes images, neither of which the scale was
+    calibrated on (benchmarks/severity_calibration.py uses other scikit-image photos)."""
+    from robustviz.data.shapes import make_shapes
+
+    batches = {"photos": _batch(size, 3)}
+    if size < 224:
+        batches["shapes"] = make_shapes(4, size).images
     failures = []
+    for label, images in batches.items():
+        for name in C.ALL_CORRUPTIONS:
+            scores = _ssim_per_level(name, images, "monotone")
+            bad = [s for s in range(1, 5) if scores[s - 1] <= scores[s]]
+            if bad:
+                failures.append((label, name, bad, np.round(scores, 4).tolist()))
+    assert not failures, f"monotone scale: SSIM does not decrease at {size} px: {failures}"
+
+
+@pytest.mark.parametrize("size", [32, 64, pytest.param(224, marks=pytest.mark.slow)])
+def test_published_severity_inversions_are_the_documented_ones(size):
+    """The published constants: every step where SSIM does not fall is in KNOWN_INVERSIONS, and every listed step
+    is an inversion or a near-tie (drop < 0.01) on these images."""
+    images = _batch(size, 3)
+    unexpected, stale = [], []
     for name in C.ALL_CORRUPTIONS:
-        perturbation = robustviz.create("perturbation", name)
-        scores = []
-        seeds = derive_seeds(11, range(3), name)  # the same random draws at every severity isolate its effect
-        for severity in range(1, 6):
-            out = perturbation(images, severity, seeds=seeds).permute(0, 2, 3, 1).numpy()
-            scores.append(_mean_ssim(clean, out))
+        scores = _ssim_per_level(name, images)
         allowed = KNOWN_INVERSIONS[size].get(name, set())
-        bad = [s for s in range(1, 5) if scores[s - 1] <= scores[s] and s not in allowed]
-        if bad:
-            failures.append((name, bad, np.round(scores, 4).tolist()))
-    assert not failures, f"SSIM does not decrease at {size} px: {failures}"
+        unexpected += [(name, s) for s in range(1, 5) if scores[s - 1] <= scores[s] and s not in allowed]
+        stale += [(name, s) for s in allowed if scores[s - 1] - scores[s] >= 0.01]
+    assert not unexpected and not stale, (unexpected, stale)
+
+
+def test_monotone_scale_keeps_published_levels_it_does_not_override():
+    images = _batch(32, 2)
+    for size, table in ((32, "cifar"), (64, "cifar"), (224, "imagenet")):
+        batch = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear") if size != 32 else images
+        for name in ("gaussian_noise", "frost", "motion_blur", "elastic_transform"):
+            overridden = C.MONOTONE[table].get(name, {})
+            published = robustviz.create("perturbation", name)
+            monotone = robustviz.create("perturbation", name, severity_scale="monotone")
+            seeds = derive_seeds(0, range(2), name)
+            for severity in range(1, 6):
+                same = torch.equal(published(batch, severity, seeds=seeds), monotone(batch, severity, seeds=seeds))
+                assert same == (severity not in overridden), (name, size, severity)
+    # every override really differs from the published level at that severity, and names only known constants
+    for table, entries in C.MONOTONE.items():
+        for name, levels in entries.items():
+            for severity, row in levels.items():
+                published = (C.IMAGENET_C if table == "imagenet" else C.CIFAR_10_C)[name][severity - 1]
+                assert set(row) == set(published) and row != published, (table, name, severity)
+
+
+def test_severity_scale_parameter_validated_and_shown():
+    frost = robustviz.create("perturbation", "frost", severity_scale="monotone")
+    assert frost.severity_scale == "monotone" and frost.severities == (1, 2, 3, 4, 5)
+    assert "severity_scale='monotone'" in repr(frost)
+    assert "severity_scale='published'" in repr(robustviz.create("perturbation", "frost"))
+    assert C.severity_constants("frost", 4, 224, 224, severity_scale="monotone")["frost_weight"] == 0.725
+    assert C.severity_constants("frost", 4, 224, 224)["frost_weight"] == 0.7
+    # overrides follow the size rule: spatial constants scaled (64 px: CIFAR table ×2)
+    assert C.severity_constants("motion_blur", 4, 64, 64, severity_scale="monotone")["sigma"] == pytest.approx(4.5)
+    with pytest.raises(InputError, match="severity_scale must be 'published'.*'monotone'.*got 'strict'"):
+        robustviz.create("perturbation", "fog", severity_scale="strict")
+    with pytest.raises(InputError, match="severity_scale"):
+        C.severity_constants("fog", 1, 32, 32, severity_scale="Monotone")
 
 
 @pytest.mark.requires_cuda
