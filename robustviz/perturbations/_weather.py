@@ -28,9 +28,9 @@ _WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)
 _MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
 
 
-def _plane(images: torch.Tensor) -> torch.Tensor:
-    """An N×1×H×W reference shape for per-pixel random fields."""
-    return images[:, :1]
+def _normal_layer(images: torch.Tensor, seeds: torch.Tensor, constants: dict[str, Any], name: str) -> torch.Tensor:
+    """``loc + scale·z`` with ``z ~ N(0, 1)`` per pixel, one N×1×H×W field (snow flakes, spatter liquid)."""
+    return constants["loc"] + constants["scale"] * normal_like(seeds, images[:, :1], name)
 
 
 @register("perturbation", "snow")
@@ -41,7 +41,7 @@ class Snow(Corruption):
     family = "weather"
 
     def corrupt(self, images: torch.Tensor, seeds: torch.Tensor, constants: dict[str, Any]) -> torch.Tensor:
-        layer = constants["loc"] + constants["scale"] * normal_like(seeds, _plane(images), self.name)
+        layer = _normal_layer(images, seeds, constants, self.name)
         layer = _ops.clipped_zoom(layer, max(1.0, constants["zoom"]))
         layer = torch.where(layer < constants["threshold"], torch.zeros_like(layer), layer).clamp(0.0, 1.0)
         angles = uniform_like(seeds, seeds.reshape(-1, 1), "snow-angle").reshape(-1) * 90.0 - 135.0
@@ -100,7 +100,7 @@ class Spatter(Corruption):
     family = "weather"
 
     def corrupt(self, images: torch.Tensor, seeds: torch.Tensor, constants: dict[str, Any]) -> torch.Tensor:
-        liquid = constants["loc"] + constants["scale"] * normal_like(seeds, _plane(images), self.name)
+        liquid = _normal_layer(images, seeds, constants, self.name)
         liquid = _ops.gaussian_blur(liquid, constants["sigma"])
         liquid = torch.where(liquid < constants["threshold"], torch.zeros_like(liquid), liquid)
         if constants["mud"]:
