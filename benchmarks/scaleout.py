@@ -2,7 +2,8 @@
 overhead per task (round trip of an empty task).
 
 On a 2-core machine the 2-worker run can at best halve the time; expect a ratio between 0.5 and 1 (worker start-up,
-per-worker model loading and clean passes are paid once per worker).
+per-worker model loading and clean passes are paid once per worker). Each worker runs one torch thread, so a
+1-worker cluster is compared with a single process limited to 1 torch thread as well.
 
     python benchmarks/scaleout.py [--n-samples 256]
 """
@@ -14,6 +15,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 import robustviz as rv
 from robustviz.evaluate.distributed import make_client
@@ -37,9 +40,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rv-scaleout-"))
     times = {}
     try:
-        started = time.perf_counter()
-        rv.evaluate(spec, store=work / "single.zarr", progress=False)
-        times["single process"] = time.perf_counter() - started
+        threads = torch.get_num_threads()
+        for label, count in ((f"single process ({threads} torch threads)", threads),
+                             ("single process (1 torch thread)", 1)):
+            torch.set_num_threads(count)
+            started = time.perf_counter()
+            rv.evaluate(spec, store=work / f"single{count}.zarr", progress=False)
+            times[label] = time.perf_counter() - started
+        torch.set_num_threads(threads)
         for workers in (1, 2):
             client = make_client("local", workers=workers)
             try:
@@ -59,9 +67,12 @@ def main() -> None:
         print(f"{regions} regions ({spec.n_samples} samples × {len(spec.perturbations)} perturbations × "
               f"{len(spec.models)} models, methods {', '.join(c.name for c in spec.methods)})")
         for name, seconds in times.items():
-            print(f"  {name:>14}: {seconds:7.2f} s")
+            print(f"  {name:>36}: {seconds:7.2f} s")
         print(f"ratio 2 workers / 1 worker: {times['2 workers'] / times['1 worker']:.2f}")
-        print(f"ratio 1 worker / single process: {times['1 worker'] / times['single process']:.2f}")
+        print(f"ratio 1 worker / single process with its 1 torch thread: "
+              f"{times['1 worker'] / times['single process (1 torch thread)']:.2f} (scheduling + store overhead)")
+        print(f"ratio 2 workers / single process with {threads} torch threads: "
+              f"{times['2 workers'] / times[f'single process ({threads} torch threads)']:.2f}")
         print(f"scheduler overhead per task: {overhead * 1e3:.2f} ms ({args.tasks} empty tasks, 2 workers)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -3,13 +3,14 @@
 import collections
 import os
 import signal
+import sys
 import threading
 import time
 
 import pytest
 
 import robustviz as rv
-from robustviz.evaluate.distributed import make_client
+from robustviz.evaluate.distributed import make_client, restore_malloc_thresholds
 
 from .helpers import crash_spec
 from .test_engine import assert_cubes_equal
@@ -50,6 +51,11 @@ def all_regions(spec):
             for c in range(-(-spec.n_samples // spec.sample_chunk))}
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_thresholds_can_be_restored_on_glibc():
+    assert restore_malloc_thresholds() is True
+
+
 def test_local_cluster_matches_single_process(client, tmp_path):
     spec = crash_spec()
     store = tmp_path / "cube.zarr"
@@ -58,6 +64,9 @@ def test_local_cluster_matches_single_process(client, tmp_path):
     counts, writers = write_counts(store)
     assert set(counts) == all_regions(spec) and set(counts.values()) == {1}
     assert len(writers) == 2, "both workers should have written regions"
+    # every worker got the allocator fix (dask's MALLOC_TRIM_THRESHOLD_ made workers 2× slower than one process)
+    has_plugin = client.run(lambda dask_worker: "robustviz-malloc-thresholds" in dask_worker.plugins)
+    assert list(has_plugin.values()) == [True, True]
 
 
 def test_killing_a_worker_mid_run_loses_nothing(client, tmp_path):
