@@ -142,9 +142,10 @@ MONOTONE: dict[str, dict[str, dict[int, dict[str, Any]]]] = {
                        5: _level("imagenet", "glass_blur", 5, iterations=3)},
         # published 3–5 average zooms 0.02/0.03 apart (fewer, so less blur than 2): use 0.01 steps throughout
         "zoom_blur": {3: {"zooms": (1, 1.21, 0.01)}, 4: {"zooms": (1, 1.26, 0.01)}, 5: {"zooms": (1, 1.31, 0.01)}},
-        # published 3 is milder than 2 (swap them); 4 ties with 2: blend 0.65 → 0.6 (between 4's and 5's)
+        # published 3 is milder than 2 (swap them); published 4 and 5 are milder than 2 on flat images: 4 and 5
+        # are published 2 with more flakes (loc 0.2 → 0.25, 0.3)
         "snow": {2: _level("imagenet", "snow", 3), 3: _level("imagenet", "snow", 2),
-                 4: _level("imagenet", "snow", 4, blend=0.6)},
+                 4: _level("imagenet", "snow", 2, loc=0.25), 5: _level("imagenet", "snow", 2, loc=0.3)},
         # 3 → 4 only lowers the image weight 0.7 → 0.65 (a near-tie): frost weight 0.7 → 0.725 too
         "frost": {4: _level("imagenet", "frost", 4, frost_weight=0.725)},
         # mud 4 is milder than water 3: more mud (loc, scale halfway to 5's)
