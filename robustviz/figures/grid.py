@@ -71,7 +71,7 @@ def perturbation_grid(images: torch.Tensor, perturbations: Sequence[str | Pertur
                     axis.set_title("clean" if severity == 0 else f"severity {severity}")
                 if column == 0:
                     axis.set_ylabel(f"{item.name}\nimage {index}" if images.shape[0] > 1 else item.name)
-        fig.subplots_adjust(wspace=0.03, hspace=0.05)
+        fig.get_layout_engine().set(wspace=0.01, hspace=0.01, w_pad=0.01, h_pad=0.01)  # tight image grid
     return fig
 
 

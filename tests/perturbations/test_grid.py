@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import robustviz
-from robustviz.figures.grid import perturbation_grid
+from robustviz.figures import perturbation_grid  # the public path the issue names
 from robustviz.rng import derive_seeds
 from robustviz.validation import InputError
 
