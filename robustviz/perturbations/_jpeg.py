@@ -59,11 +59,11 @@ def _dct_matrix() -> torch.Tensor:
     n = np.arange(8).reshape(1, -1)
     matrix = np.cos((2 * n + 1) * k * math.pi / 16) * np.sqrt(2 / 8)
     matrix[0] /= np.sqrt(2)
-    return torch.as_tensor(matrix, dtype=torch.float64)
+    return torch.as_tensor(matrix, dtype=torch.float32)
 
 
 def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
-    """Integer RGB (N×3×H×W int64) → integer YCbCr, libjpeg jccolor.c."""
+    """Integer RGB (N×3×H×W int32) → integer YCbCr, libjpeg jccolor.c."""
     r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     cbcr_offset = 128 << _SCALEBITS
     y = (_fix(0.29900) * r + _fix(0.58700) * g + _fix(0.11400) * b + _ONE_HALF) >> _SCALEBITS
@@ -114,13 +114,13 @@ def _unblocks(blocks: torch.Tensor) -> torch.Tensor:
 
 def _code_plane(plane: torch.Tensor, table: np.ndarray, dct: torch.Tensor) -> torch.Tensor:
     """Quantise and reconstruct one component (integer N×h×w, sides multiples of 8) → integer samples."""
-    blocks = _blocks(plane.to(torch.float64) - 128.0)
+    blocks = _blocks(plane.to(torch.float32) - 128.0)
     coefficients = dct @ blocks @ dct.T
-    quant = torch.as_tensor(table, dtype=torch.float64, device=plane.device)
+    quant = torch.as_tensor(table, dtype=torch.float32, device=plane.device)
     ratio = coefficients / quant
     levels = torch.sign(ratio) * torch.floor(ratio.abs() + 0.5)  # round half away from zero, as libjpeg
     restored = dct.T @ (levels * quant) @ dct
-    return torch.floor(_unblocks(restored) + 128.0 + 0.5).clamp(0, 255).to(torch.int64)
+    return torch.floor(_unblocks(restored) + 128.0 + 0.5).clamp(0, 255).to(torch.int32)
 
 
 def jpeg_compress(images: torch.Tensor, quality: int) -> torch.Tensor:
@@ -132,7 +132,7 @@ def jpeg_compress(images: torch.Tensor, quality: int) -> torch.Tensor:
     pad_h, pad_w = (-height) % 16, (-width) % 16
     if pad_h or pad_w:
         images = pad(images, 0, pad_h, 0, pad_w, "nearest")
-    rgb = torch.floor(images.to(torch.float64) * 255.0 + 0.5).clamp(0, 255).to(torch.int64)
+    rgb = torch.floor(images.to(torch.float64) * 255.0 + 0.5).clamp(0, 255).to(torch.int32)
     ycc = _rgb_to_ycc(rgb)
     luma_table, chroma_table = quality_tables(quality)
     dct = _dct_matrix().to(images.device)
