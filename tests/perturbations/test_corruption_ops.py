@@ -122,6 +122,19 @@ def test_poisson_is_the_inverse_cdf_of_its_uniforms(quantised):
     assert np.array_equal(counts.numpy(), expected)
 
 
+def test_poisson_tables_exact_at_the_ends_of_the_unit_interval():
+    """u = 0 and u → 1 against scipy: the smallest k with F(k) > u (F(0) = e^-60 ≈ 1e-26 > 0 for λ = 60)."""
+    from robustviz.perturbations._sampling import _poisson_by_table
+
+    distinct = torch.tensor([0.5, 3.0, 60.0, 300.0], dtype=torch.float64)
+    u = torch.tensor([0.0, 2.0 ** -24, 0.5, 1 - 2.0 ** -24], dtype=torch.float64)
+    index = torch.arange(4).repeat_interleave(4)
+    counts = _poisson_by_table(distinct, index, u.repeat(4)).numpy()
+    lam, q = distinct[index].numpy(), u.repeat(4).numpy()
+    expected = np.where(q == 0, 0.0, stats.poisson.ppf(q, lam))
+    assert np.array_equal(counts, expected)
+
+
 def _reference_sweep(image: np.ndarray, dy: np.ndarray, dx: np.ndarray, delta: int) -> np.ndarray:
     """ImageNet-C's glass-blur loop, verbatim in behaviour (its view "swap" copies x[h', w'] into x[h, w])."""
     x = image.copy()
