@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 _FFT_KERNEL_AREA = 81  # kernels with more taps than this (9×9) are applied through the FFT
 _FFT_BATCH_MULTIPLE = 16
-_CONV_CHUNK = 16
 
 
 def border_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
@@ -61,18 +60,19 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
     return torch.as_tensor(weights / weights.sum(), dtype=torch.float32)
 
 
-def conv2d_fixed_batch(planes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``F.conv2d`` of B×1×H×W planes in chunks of exactly :data:`_CONV_CHUNK` planes (the last one zero-padded).
-
-    oneDNN picks its convolution algorithm — and so its rounding — by batch size; a fixed chunk size makes each
-    plane's result independent of how many images were batched with it.
-    """
-    count = planes.shape[0]
-    extra = (-count) % _CONV_CHUNK
-    if extra:
-        planes = torch.cat([planes, planes.new_zeros(extra, *planes.shape[1:])])
-    chunks = [F.conv2d(chunk, weight) for chunk in planes.split(_CONV_CHUNK)]
-    return torch.cat(chunks)[:count]
+def correlate2d(padded: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """'Valid' 2-D correlation of planes ``(..., H', W')`` with one ``kh×kw`` kernel, as a sum of shifted, weighted
+    copies in a fixed order: each pixel's result is independent of the batch by construction, and on CPU it is
+    10–20× faster than a one-channel ``conv2d`` (oneDNN has no fast path for one input and one output channel)."""
+    kh, kw = kernel.shape
+    height, width = padded.shape[-2] - kh + 1, padded.shape[-1] - kw + 1
+    weights = kernel.tolist()
+    out = padded[..., :height, :width] * weights[0][0]
+    for row in range(kh):
+        for column in range(kw):
+            if row or column:
+                out.add_(padded[..., row:row + height, column:column + width], alpha=weights[row][column])
+    return out
 
 
 def separable_filter(images: torch.Tensor, row_kernel: torch.Tensor, col_kernel: torch.Tensor,
@@ -109,14 +109,14 @@ def gaussian_blur(images: torch.Tensor, sigma: float | Sequence[float], mode: st
 def filter2d(images: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -> torch.Tensor:
     """Correlate every channel with a 2-D odd-sized ``kernel`` (OpenCV ``filter2D``; default border REFLECT_101).
 
-    Large kernels go through the FFT (as OpenCV does), small ones through ``conv2d``.
+    Large kernels go through the FFT (as OpenCV does), small ones through :func:`correlate2d`.
     """
     kh, kw = kernel.shape
     batch_shape, (height, width) = images.shape[:-2], images.shape[-2:]
     flat = pad(images.reshape(-1, height, width), kh // 2, kh // 2, kw // 2, kw // 2, mode)
     kernel = kernel.to(images)
     if kh * kw <= _FFT_KERNEL_AREA:
-        out = conv2d_fixed_batch(flat.unsqueeze(1), kernel.reshape(1, 1, kh, kw)).squeeze(1)
+        out = correlate2d(flat, kernel)
     else:
         out = fft_correlate(flat, kernel.expand(flat.shape[0], kh, kw))
     return out.reshape(*batch_shape, height, width)
@@ -309,7 +309,7 @@ def box_blur3(images: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = [
-    "border_indices", "box_blur3", "clipped_zoom", "cv2_gaussian_kernel1d", "disk_kernel", "fft_correlate",
-    "filter2d", "gaussian_blur", "gaussian_kernel1d", "hsv_saturation_affine", "hsv_value_shift", "motion_blur",
+    "border_indices", "box_blur3", "clipped_zoom", "correlate2d", "cv2_gaussian_kernel1d", "disk_kernel",
+    "fft_correlate", "filter2d", "gaussian_blur", "gaussian_kernel1d", "hsv_saturation_affine", "hsv_value_shift", "motion_blur",
     "pad", "pil_box_taps", "pil_nearest_taps", "resample_axis", "rgb_to_gray", "separable_filter",
 ]

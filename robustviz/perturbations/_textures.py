@@ -70,8 +70,8 @@ def canny(plane: torch.Tensor, low: float = 50.0, high: float = 150.0) -> torch.
     x = plane.unsqueeze(1).to(torch.float32)
     padded = _ops.pad(x, 1, 1, 1, 1, "nearest")
     sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=plane.device)
-    gx = _ops.conv2d_fixed_batch(padded, sobel_x.reshape(1, 1, 3, 3))
-    gy = _ops.conv2d_fixed_batch(padded, sobel_x.T.reshape(1, 1, 3, 3))
+    gx = _ops.correlate2d(padded, sobel_x)
+    gy = _ops.correlate2d(padded, sobel_x.T)
     magnitude = gx.abs() + gy.abs()
     padded_mag = F.pad(magnitude, (1, 1, 1, 1))
 
