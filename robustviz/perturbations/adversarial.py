@@ -1,4 +1,4 @@
-"""Adversarial perturbations with the attack budget ε as severity: FGSM, PGD (L∞) and PGD-L2.
+"""Adversarial perturbations with the attack budget ε as severity: FGSM and PGD (L∞), FGM and PGD in L2.
 
 Untargeted attacks on the cross-entropy of the true label (``labels`` passed by the engine), in pixel space
 [0, 1] (the model normalises internally), model in eval mode; model parameters receive no gradients.
@@ -9,6 +9,8 @@ Untargeted attacks on the cross-entropy of the true label (``labels`` passed by 
   at x), then ``steps`` times x ← Π(x + α·sign ∇ₓL) with α = 2.5·ε/steps, Π = clip to the ε-box around x and to
   [0, 1]. With ``random_start=False`` this is exactly ``captum.robust.PGD(..., norm="Linf")`` (tested), including
   Captum's rule of not moving coordinates whose gradient magnitude is below 1e-6.
+- ``fgm-l2`` (the fast gradient method in L2, Miyato et al. 2016): x' = clip(x + ε·∇ₓL/‖∇ₓL‖₂) — one PGD-L2
+  step of length ε from x.
 - ``pgd-l2``: steps along the L2-normalised gradient, x ← Π(x + α·g/‖g‖₂), Π = rescale δ to ‖δ‖₂ ≤ ε then clip
   to [0, 1]; random start uniform in the ε-ball (direction from a seeded normal, radius ε·u^{1/D}).
 
@@ -110,6 +112,16 @@ class PGDL2(_PGD):
         if self.epsilons:
             return self.epsilons[severity - 1]
         return L2_SCALES[severity - 1] * math.sqrt(images[0].numel() / 3072.0)
+
+
+@register("perturbation", "fgm-l2")
+class FGML2(PGDL2):
+    """Fast gradient method in L2: one step of length ε along ∇ₓL/‖∇ₓL‖₂, the L2 budgets of ``pgd-l2``."""
+
+    name = "fgm-l2"
+
+    def __init__(self, epsilons: Sequence[float] | None = None):
+        super().__init__(epsilons, steps=1, step_ratio=1.0, random_start=False)
 
 
 def pgd(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float, *, steps: int,

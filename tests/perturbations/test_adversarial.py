@@ -95,6 +95,19 @@ def test_pgd_l2_matches_an_explicit_loop_and_respects_the_ball(setup):
     assert bool((norms <= epsilon + 1e-5).all())
 
 
+def test_fgm_l2_is_one_normalised_gradient_step_of_length_epsilon(setup):
+    model, images, labels = setup
+    out = robustviz.create("perturbation", "fgm-l2")(images, 4, seeds=derive_seeds(0, range(6)), model=model,
+                                                        labels=labels)
+    epsilon = L2_SCALES[3] * math.sqrt(3 * 16 * 16 / 3072)
+    x = images.clone().requires_grad_(True)
+    gradient, = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
+    expected = torch.stack([(images[i] + epsilon * gradient[i] / gradient[i].norm()).clamp(0, 1) for i in range(6)])
+    assert torch.allclose(out, expected, atol=1e-6)
+    norms = (out - images).flatten(1).norm(dim=1)  # the whole budget, less what clipping to [0, 1] removes
+    assert bool((norms <= epsilon + 1e-5).all()) and bool((norms > 0.9 * epsilon).all())
+
+
 @pytest.mark.parametrize("name", ["pgd", "pgd-l2"])
 def test_random_start_is_seeded_per_sample(name, setup):
     model, images, labels = setup
