@@ -19,7 +19,7 @@ from .curves import severity_curves
 
 #: Vector and raster formats matplotlib writes; PDF/SVG are the paper formats.
 SUPPORTED_FORMATS = ("pdf", "svg", "png", "eps", "ps", "pgf")
-LOCALISATION_VARIABLES = ("energy_in_mask", "pointing_game", "grid_pg")
+LOCALISATION_VARIABLES = ("energy_in_mask", "pointing_game")  # grid_pg AggAtt needs maps aligned to the cell
 
 
 @dataclass(frozen=True)
