@@ -113,8 +113,9 @@ class Plan:
             if metric.per_method and not methods:
                 raise SpecError(f"metric {component.label!r} compares attributions: list at least one method")
             if "masks" in metric.needs and data.masks is None:
+                suggestion = getattr(metric, "mask_dataset", "shapes")
                 raise SpecError(f"metric {component.label!r} needs ground-truth masks, which dataset "
-                                f"{spec.dataset.name!r} does not have; use the 'shapes' dataset")
+                                f"{spec.dataset.name!r} does not have; use the {suggestion!r} dataset")
             scope = component.kwargs.get("at", "all")
             if scope not in METRIC_SCOPES:
                 raise SpecError(f"metric {component.label!r}: at must be one of {METRIC_SCOPES}, got {scope!r}")

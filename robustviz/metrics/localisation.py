@@ -14,7 +14,7 @@ attribution methods").
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import ClassVar, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -178,6 +178,7 @@ class _MaskMetric(Metric):
     category = "localisation"
     direction = "higher"
     needs = frozenset({"attributions", "masks"})
+    mask_dataset: ClassVar[str] = "shapes"  # a registered dataset whose masks this metric expects
 
 
 @register("metric", "pointing_game")
@@ -206,6 +207,7 @@ class GridPG(_MaskMetric):
     four classes (chance 0.25). Needs a grid dataset whose masks mark the cell, such as ``gridpg-shapes``."""
 
     name = "grid_pg"
+    mask_dataset = "gridpg-shapes"
 
     def compute(self, context: MetricContext) -> torch.Tensor:
         return grid_pg_score(context.attributions, cells_from_masks(context.masks))

@@ -42,6 +42,11 @@ def test_unknown_names_suggest_and_write_nothing(tmp_path):
         rv.evaluate(crash_spec(models=["test_tiy"]), store=store, progress=False)
     with pytest.raises(rv.SpecError, match="list at least one method"):
         rv.evaluate(crash_spec(methods=[]), store=store, progress=False)
+    photos = {"name": "skimage", "image_size": 32}
+    with pytest.raises(rv.SpecError, match="needs ground-truth masks.*'skimage'.*use the 'shapes' dataset"):
+        rv.evaluate(crash_spec(dataset=photos, n_samples=2, metrics=["energy_in_mask"]), store=store, progress=False)
+    with pytest.raises(rv.SpecError, match="use the 'gridpg-shapes' dataset"):
+        rv.evaluate(crash_spec(dataset=photos, n_samples=2, metrics=["grid_pg"]), store=store, progress=False)
     assert not store.exists()
 
 
