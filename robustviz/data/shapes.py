@@ -275,11 +275,12 @@ def make_gridpg_shapes(n: int, image_size: int = 64, seed: int = 0, split: str =
     sample_ids = torch.arange(int(start), int(start) + n, dtype=torch.int64)
     grid_seeds = rng.derive_seeds(int(seed), sample_ids, "gridpg-shapes", split)
     # four distinct classes per grid: the ranks of 8 uniforms are a uniform random permutation
-    cell_labels = rng.uniform(rng.substream(grid_seeds, "classes"), (len(SHAPE_CLASSES),)).argsort(dim=1, stable=True)[:, :4]
+    ranks = rng.uniform(rng.substream(grid_seeds, "classes"), (len(SHAPE_CLASSES),)).argsort(dim=1, stable=True)
+    cell_labels = ranks[:, :4]
     cells = rng.randint(rng.substream(grid_seeds, "cell"), 4, (1,))[:, 0]
-    shape_seeds_ = rng.derive_seeds(int(seed), sample_ids.repeat_interleave(4) * 4 + torch.arange(4).repeat(n),
-                                    "gridpg-shapes-cell", split)
-    images, masks = render(cell_labels.reshape(-1), shape_seeds_, image_size)
+    cell_seeds = rng.derive_seeds(int(seed), sample_ids.repeat_interleave(4) * 4 + torch.arange(4).repeat(n),
+                                  "gridpg-shapes-cell", split)
+    images, masks = render(cell_labels.reshape(-1), cell_seeds, image_size)
     half = image_size // 2
     grids = tile_grid(downscale_half(images).view(n, 4, 3, half, half))
     object_masks = tile_grid(downscale_half(masks.float()).view(n, 4, 1, half, half)) > 0.5

@@ -136,8 +136,8 @@ def cells_from_masks(masks: torch.Tensor) -> torch.Tensor:
     if not bool(valid.all()):
         bad = torch.nonzero(~valid).flatten()[:5].tolist()
         raise InputError(f"grid_pg needs GridPG grids whose mask marks exactly one full quadrant (the explained "
-                         f"cell); samples {bad} do not. Use the 'gridpg-shapes' dataset, or make_grid_pg(...) "
-                         "with cell masks, rather than object masks")
+                         f"cell); samples {bad} do not — object masks, perhaps. Use the 'gridpg-shapes' dataset, "
+                         "whose masks mark the cell")
     return full.int().argmax(dim=1)
 
 
