@@ -107,11 +107,15 @@ class RegionComputer:
                              f"({channels} channel{'s' if channels != 1 else ''}): {error}. Check that the "
                              f"dataset's channels and image size match what the model expects") from error
 
+    def _method_seeds(self, sample_ids: torch.Tensor, label: str) -> torch.Tensor:
+        """A method's per-sample seeds: the same for a sample's clean and perturbed images (e.g. RISE's masks)."""
+        return derive_seeds(self.plan.spec.seed, sample_ids, "method", label)
+
     def _attribute(self, model: torch.nn.Module, images: torch.Tensor, target: torch.Tensor,
                    sample_ids: torch.Tensor) -> list[torch.Tensor]:
         maps = []
         for label, method in zip(self.plan.method_names, self.plan.methods):
-            seeds = derive_seeds(self.plan.spec.seed, sample_ids, "method", label)
+            seeds = self._method_seeds(sample_ids, label)
             maps.append(torch.cat([
                 method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
                                  seeds=seeds[index])[: part.stop - part.start]
@@ -176,8 +180,10 @@ class RegionComputer:
                                  severity=severities[0] if k == 1 else -1)
             if metric.per_method:
                 values = []
-                for method, maps, clean_maps in zip(plan.methods, attributions, clean.attributions):
+                for label, method, maps, clean_maps in zip(plan.method_names, plan.methods, attributions,
+                                                           clean.attributions):
                     base.method, base.attributions, base.clean_attributions = method, maps, repeat(clean_maps)
+                    base.method_seeds = repeat(self._method_seeds(clean.sample_ids, label))
                     values.append(self._metric_batches(metric, base))
                 flat[name] = np.stack(values)  # method × (k·n)
             else:

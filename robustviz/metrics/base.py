@@ -45,6 +45,7 @@ class MetricContext:
     method: Any = None  # the Method object that made the attributions
     masks: torch.Tensor | None = None  # ground-truth object masks N×1×H×W, when the dataset has them
     seeds: torch.Tensor | None = None  # per-sample int64 seeds for this cell
+    method_seeds: torch.Tensor | None = None  # the seeds the method was given for ``attributions``
     target: torch.Tensor | None = None  # the class attributions were computed for (default: clean prediction)
     perturbation: str = ""
     severity: int = 0

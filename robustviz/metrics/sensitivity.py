@@ -11,8 +11,9 @@ With ``Φ`` the method's map and draws ``δ_1..δ_n`` per sample:
   ``LocalLipschitzEstimate``).
 
 As in Captum and Quantus the noisy images are not clipped to [0, 1] (``clip=True`` clips). The draws come from the
-cell's per-sample seeds (:mod:`robustviz.rng`), and ``Φ`` is recomputed with the same method seeds for ``x`` and
-every ``x + δ`` (so SmoothGrad/RISE noise does not count as sensitivity). The explained class is the class
+cell's per-sample seeds (:mod:`robustviz.rng`), and ``Φ`` is computed with the same method seeds for ``x`` and
+every ``x + δ`` (so SmoothGrad/RISE noise does not count as sensitivity) — in the cube, the seeds the engine gave
+the method, so ``Φ(x)`` is the cube's own map and is reused rather than recomputed. The explained class is the class
 predicted on the clean image (``clean_logits``), else the label. The function forms take explicit draws so tests
 can feed the same ``δ`` to Captum and Quantus.
 """
@@ -47,15 +48,22 @@ def _perturbed_maps(explain: Explainer, images: torch.Tensor, deltas: torch.Tens
     return torch.cat(chunks).reshape(count, draws, -1).double()
 
 
+def _reference_maps(explain: Explainer, images: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+    """``Φ(x)`` flattened to ``N×D`` float64: ``reference`` when given, else computed."""
+    count = images.shape[0]
+    if reference is None:
+        reference = explain(images, torch.arange(count, device=images.device))
+    return reference.reshape(count, -1).double()
+
+
 def max_sensitivity(explain: Explainer, images: torch.Tensor, deltas: torch.Tensor, *, normalise: bool = True,
-                    batch_size: int = 64, clip: bool = False) -> torch.Tensor:
+                    batch_size: int = 64, clip: bool = False, reference: torch.Tensor | None = None) -> torch.Tensor:
     """``max_j ‖Φ(x+δ_j) − Φ(x)‖₂ (/ ‖Φ(x)‖₂)`` per sample for explicit draws ``deltas`` (``N×n×C×H×W``).
 
     ``explain(images, sample_index)`` returns the maps of ``images``, where ``sample_index`` says which original
-    sample each row belongs to (to pick its method seed and target).
+    sample each row belongs to (to pick its method seed and target). ``reference``: ``Φ(x)`` when already known.
     """
-    count = images.shape[0]
-    reference = explain(images, torch.arange(count, device=images.device)).reshape(count, -1).double()
+    reference = _reference_maps(explain, images, reference)
     perturbed = _perturbed_maps(explain, images, deltas, batch_size, clip)
     distances = (perturbed - reference.unsqueeze(1)).norm(dim=2)
     if normalise:
@@ -65,10 +73,10 @@ def max_sensitivity(explain: Explainer, images: torch.Tensor, deltas: torch.Tens
 
 
 def local_lipschitz(explain: Explainer, images: torch.Tensor, deltas: torch.Tensor, *, batch_size: int = 64,
-                    clip: bool = False) -> torch.Tensor:
-    """``max_j ‖Φ(x+δ_j) − Φ(x)‖₂ / ‖δ_j‖₂`` per sample for explicit draws ``deltas`` (``N×n×C×H×W``)."""
-    count = images.shape[0]
-    reference = explain(images, torch.arange(count, device=images.device)).reshape(count, -1).double()
+                    clip: bool = False, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """``max_j ‖Φ(x+δ_j) − Φ(x)‖₂ / ‖δ_j‖₂`` per sample for explicit draws ``deltas`` (``N×n×C×H×W``);
+    ``reference``: ``Φ(x)`` when already known."""
+    reference = _reference_maps(explain, images, reference)
     perturbed = _perturbed_maps(explain, images, deltas, batch_size, clip)
     steps = deltas.flatten(2).double()
     if clip:
@@ -98,11 +106,18 @@ class _SensitivityMetric(Metric):
             raise InputError(f"{self.name}: n_samples must be >= 1, got {n_samples}")
         self.n_samples, self.batch_size, self.clip = n_samples, batch_size, clip
 
-    def _setup(self, context: MetricContext) -> tuple[Explainer, torch.Tensor]:
+    def _setup(self, context: MetricContext) -> tuple[Explainer, torch.Tensor, torch.Tensor | None]:
+        """The explainer (method seeds: the engine's when it passed them, else the cell's), the cell's seeds for
+        the draws, and ``Φ(x)`` when the context's attributions are exactly that (same seeds and target)."""
         seeds = torch.as_tensor(context.seeds, dtype=torch.int64).cpu()
-        source = context.clean_logits.argmax(dim=1) if context.clean_logits is not None else context.labels
-        explain = method_explainer(context.method, context.model, torch.as_tensor(source).cpu(), seeds)
-        return explain, seeds
+        source = torch.as_tensor(
+            context.clean_logits.argmax(dim=1) if context.clean_logits is not None else context.labels).cpu()
+        if context.method_seeds is None:
+            return method_explainer(context.method, context.model, source, seeds), seeds, None
+        method_seeds = torch.as_tensor(context.method_seeds, dtype=torch.int64).cpu()
+        same_target = context.target is not None and torch.equal(torch.as_tensor(context.target).cpu(), source)
+        reference = context.attributions if same_target else None
+        return method_explainer(context.method, context.model, source, method_seeds), seeds, reference
 
 
 @register("metric", "max_sensitivity")
@@ -117,12 +132,12 @@ class MaxSensitivity(_SensitivityMetric):
         self.radius, self.normalise = radius, normalise
 
     def compute(self, context):
-        explain, seeds = self._setup(context)
+        explain, seeds, reference = self._setup(context)
         images = context.images
         uniform = rng.uniform(rng.substream(seeds, self.name), (self.n_samples, *images.shape[1:]), images.device)
         deltas = (2 * uniform - 1) * self.radius
         return max_sensitivity(explain, images, deltas, normalise=self.normalise, batch_size=self.batch_size,
-                               clip=self.clip)
+                               clip=self.clip, reference=reference)
 
 
 @register("metric", "max_sensitivity_quantus")
@@ -147,11 +162,12 @@ class LocalLipschitz(_SensitivityMetric):
         self.sigma = sigma
 
     def compute(self, context):
-        explain, seeds = self._setup(context)
+        explain, seeds, reference = self._setup(context)
         images = context.images
         deltas = self.sigma * rng.normal(rng.substream(seeds, self.name), (self.n_samples, *images.shape[1:]),
                                          images.device)
-        return local_lipschitz(explain, images, deltas, batch_size=self.batch_size, clip=self.clip)
+        return local_lipschitz(explain, images, deltas, batch_size=self.batch_size, clip=self.clip,
+                               reference=reference)
 
 
 __all__ = ["LocalLipschitz", "MaxSensitivity", "MaxSensitivityQuantus", "local_lipschitz", "max_sensitivity",

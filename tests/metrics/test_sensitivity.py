@@ -114,3 +114,29 @@ def test_sensitivity_uses_clean_prediction_and_is_batch_independent(setup):
     raw = robustviz.create("metric", "max_sensitivity", n_samples=3, normalise=False)(full)
     normalised = robustviz.create("metric", "max_sensitivity", n_samples=3)(full)
     assert not torch.allclose(raw, normalised)
+
+
+def test_in_the_cube_phi_x_is_the_cubes_own_map():
+    """Engine cells pass the method's seeds: max-sensitivity explains x and x + δ with the seeds of the cube's
+    attributions (RISE: the same masks) and reuses the cube's map as Φ(x). Checked at the clean cell against the
+    function form, with every map recomputed from those seeds and the cell's draws."""
+    from robustviz.rng import derive_seeds
+
+    spec = robustviz.EvaluationSpec.from_dict(dict(
+        models=["smallcnn-standard"], dataset={"name": "shapes", "image_size": 32}, n_samples=6,
+        perturbations=["gaussian_noise"], severities=[1], batch_size=4, seed=3, device="cpu", n_examples=0,
+        methods=["saliency", {"name": "rise", "n_masks": 16, "batch_masks": 16}],
+        metrics=[{"name": "max_sensitivity", "n_samples": 3}]))
+    ds = robustviz.evaluate(spec, progress=False)
+    data = robustviz.create("dataset", "shapes", n_samples=6, image_size=32, seed=3)  # the spec's seed
+    model = robustviz.create("model", "smallcnn-standard")
+    ids = data.sample_ids
+    classes = model(data.images).argmax(dim=1).detach()
+    draws = rng.uniform(rng.substream(derive_seeds(3, ids, "metric", "max_sensitivity", "clean", 0),
+                                      "max_sensitivity"), (3, 3, 32, 32), "cpu")
+    for label, params in (("saliency", {}), ("rise", {"n_masks": 16, "batch_masks": 16})):
+        method = robustviz.create("method", label, **params)
+        explain = method_explainer(method, model, classes, derive_seeds(3, ids, "method", label))
+        expected = max_sensitivity(explain, data.images, (2 * draws - 1) * 0.02)
+        got = ds["max_sensitivity"].sel(severity=0).isel(model=0, perturbation=0).rv.sel(method=label).values
+        np.testing.assert_allclose(got, expected.float().numpy(), rtol=1e-4, atol=1e-6)
