@@ -82,21 +82,8 @@ def separable_filter(images: torch.Tensor, row_kernel: torch.Tensor, col_kernel:
     flat = images.reshape(-1, 1, height, width)
     k_rows, k_cols = col_kernel.numel() // 2, row_kernel.numel() // 2
     flat = pad(flat, k_rows, k_rows, k_cols, k_cols, mode)
-    flat = _correlate1d(_correlate1d(flat, col_kernel.to(images), dim=-2), row_kernel.to(images), dim=-1)
+    flat = correlate2d(correlate2d(flat, col_kernel.to(images).reshape(-1, 1)), row_kernel.to(images).reshape(1, -1))
     return flat.reshape(*batch_shape, height, width)
-
-
-def _correlate1d(padded: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
-    """'Valid' 1-D correlation along ``dim`` as a sum of shifted, weighted copies.
-
-    Elementwise multiply-adds in a fixed order: several times faster than a one-channel ``conv2d`` on CPU, and
-    each pixel's result is independent of the batch by construction."""
-    taps = kernel.numel()
-    length = padded.shape[dim] - taps + 1
-    out = padded.narrow(dim, 0, length) * kernel[0]
-    for tap in range(1, taps):
-        out.add_(padded.narrow(dim, tap, length), alpha=float(kernel[tap]))
-    return out
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float | Sequence[float], mode: str = "nearest",
