@@ -147,12 +147,14 @@ class IntegrityReport:
     regions: dict[Region, str] = field(default_factory=dict)  # done regions whose content is damaged → why
     unflagged: list[Region] = field(default_factory=list)  # verified content whose done flag is not set
     models: dict[int, str] = field(default_factory=dict)  # model-level results damaged → why
+    unflagged_models: list[int] = field(default_factory=list)  # verified model-level results without done flag
     verified: int = 0
     pending: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.problems or self.metadata or self.coords or self.regions or self.unflagged or self.models)
+        return not (self.problems or self.metadata or self.coords or self.regions or self.unflagged or self.models
+                    or self.unflagged_models)
 
     def lines(self) -> list[str]:
         out = [f"store: {problem}" for problem in self.problems]
@@ -162,6 +164,8 @@ class IntegrityReport:
         out += [f"region model={m} perturbation={p} chunk={c}: content verified but its done flag is not set"
                 for m, p, c in self.unflagged]
         out += [f"model-level results of model {m}: {why}" for m, why in sorted(self.models.items())]
+        out += [f"model-level results of model {m}: content verified but its done flag is not set"
+                for m in self.unflagged_models]
         return out
 
     def summary(self) -> str:
@@ -326,13 +330,16 @@ def verify_store(path: str | os.PathLike[str]) -> IntegrityReport:
         model_vars = manifest.variables("model")
         if model_vars:
             model_done, bad = _read_flags(group["model_done"], (models,))
-            flagged = [m for m in range(models) if model_done[m] or (m,) in bad]
-            actual = _hashes(group, model_vars, manifest, {m: [(None, None)] for m in flagged})
-            for m in flagged:
+            records = {m: _read_record(model_record(path, m)) for m in range(models)}
+            check = [m for m in range(models) if model_done[m] or (m,) in bad or records[m] is not None]
+            actual = _hashes(group, model_vars, manifest, {m: [(None, None)] for m in check})
+            for m in check:
                 why = ("its done flag cannot be read" if (m,) in bad else
-                       _compare(_read_record(model_record(path, m)), actual.get((m,), {}), model_vars))
-                if why:
+                       _compare(records[m], actual.get((m,), {}), model_vars))
+                if why and model_done[m] or (m,) in bad:
                     report.models[m] = why
+                elif not why and not model_done[m]:
+                    report.unflagged_models.append(m)
     return report
 
 

@@ -306,6 +306,8 @@ class CubeStore:
             group["done"][region] = 1
         for model in report.models:
             group["model_done"][model] = 0
+        for model in report.unflagged_models:
+            group["model_done"][model] = 1
         if fixed:
             shown = "\n  ".join(fixed[:20]) + (f"\n  … and {len(fixed) - 20} more" if len(fixed) > 20 else "")
             warnings.warn(StoreRepairWarning(f"the store {self.path} was damaged; repairing it (damaged regions are "
