@@ -168,10 +168,10 @@ class CubeStore:
                 group["model_done"][...] = 0
             write_manifest(staging, coords={name: template[name].values for name in template.coords},
                            sample_chunk=_sample_chunk(template), format=STORE_FORMAT)
+            os.replace(staging, self.path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        os.replace(staging, self.path)
 
     @property
     def group(self) -> zarr.Group:
