@@ -119,8 +119,9 @@ def write_manifest(store: Path, *, coords: Mapping[str, np.ndarray], sample_chun
     """Record every array's ``zarr.json`` and the coordinates' hashes (at creation, before any result)."""
     arrays = {entry.name: read_json(entry / "zarr.json") for entry in sorted(store.iterdir())
               if entry.is_dir() and (entry / "zarr.json").is_file()}
+    hashes = {name: content_hash(np.asarray(values)) for name, values in coords.items()}
     write_json(store / SIDECAR / MANIFEST, {"format": format, "arrays": arrays, "sample_chunk": sample_chunk,
-                                             "coords": {name: content_hash(np.asarray(v)) for name, v in coords.items()}})
+                                             "coords": hashes})
 
 
 def is_marked(path: Path) -> bool:
@@ -160,7 +161,8 @@ class IntegrityReport:
         out = [f"store: {problem}" for problem in self.problems]
         out += [f"array {name!r}: {why}" for name, why in self.metadata.items()]
         out += [f"coordinate {name!r}: its values differ from those the store was created with" for name in self.coords]
-        out += [f"region model={m} perturbation={p} chunk={c}: {why}" for (m, p, c), why in sorted(self.regions.items())]
+        out += [f"region model={m} perturbation={p} chunk={c}: {why}"
+                for (m, p, c), why in sorted(self.regions.items())]
         out += [f"region model={m} perturbation={p} chunk={c}: content verified but its done flag is not set"
                 for m, p, c in self.unflagged]
         out += [f"model-level results of model {m}: {why}" for m, why in sorted(self.models.items())]
