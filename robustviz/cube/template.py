@@ -2,8 +2,9 @@
 
 The template is an ``xarray.Dataset`` of dask arrays filled with "missing" values (NaN for floats, -1 for ints;
 ``correct`` is stored as float32 1/0 so that it too has a missing value, NaN). ``template.to_zarr(path,
-compute=False)`` writes only metadata and coordinates; the evaluator then writes each region's chunks directly. Chunks are aligned to regions (one model × one perturbation × one sample
-chunk), so regions written concurrently never share a chunk file.
+compute=False)`` writes only metadata and coordinates; the evaluator then writes each region's chunks directly.
+Chunks are aligned to regions (one model × one perturbation × one sample chunk), so regions written concurrently
+never share a chunk file.
 """
 
 from __future__ import annotations
