@@ -10,7 +10,7 @@ What keeps a store honest (docs/guide/store-integrity.md):
 
 - a marker: the manifest ``.robustviz/store.json`` (and the root attribute ``store_format``); ``--overwrite``
   deletes a directory only when it carries it;
-- a writer lock (:mod:`.lock`): one run writes a store at a time;
+- a writer lock (``robustviz.evaluate.lock``): one run writes a store at a time;
 - a fingerprint of each model's parameters and buffers, checked when a model's regions are resumed;
 - content hashes of every written region, checked (and damaged regions recomputed) on resume.
 """
