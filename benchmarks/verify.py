@@ -5,7 +5,7 @@ tiny zoo on 64 px shapes, every registered ImageNet-C corruption, the demo metho
 fresh store, then the store is verified (every written region re-read and hashed); both are timed in this process
 on the same store. Hashing at write time is inside the evaluation time. Target: verify / evaluate < 0.1.
 
-    python benchmarks/verify.py [--n-samples 8] [--quick] [--perturbations 19]
+    python benchmarks/verify.py [--n-samples 8] [--quick] [--perturbations 19] [--threads 1,all]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--n-samples", type=int, default=8, help="samples per cell (the demo's default: 8)")
     parser.add_argument("--quick", action="store_true", help="accuracy only (the demo's --quick)")
     parser.add_argument("--perturbations", type=int, default=None, help="only the first N perturbations")
+    parser.add_argument("--threads", default="1,all", help="thread settings to measure (default: 1,all)")
     args = parser.parse_args()
     spec = demo_spec(args.n_samples, full=not args.quick).replace(device="cpu")
     if args.perturbations:
@@ -55,7 +56,8 @@ def main() -> None:
           f"{len(spec.severities)} severities × {len(spec.methods)} methods × {spec.n_samples} samples")
     root = Path(tempfile.mkdtemp(prefix="robustviz-verify-"))
     try:
-        for threads in (1, os.cpu_count() or 1):
+        settings = [os.cpu_count() or 1 if t == "all" else int(t) for t in args.threads.split(",")]
+        for threads in settings:
             set_threads(threads)
             evaluate_s, verify_s, summary = measure(spec, root / f"cube-{threads}.zarr")
             size = sum(f.stat().st_size for f in (root / f"cube-{threads}.zarr").rglob("*") if f.is_file())
