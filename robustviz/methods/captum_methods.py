@@ -330,6 +330,6 @@ class GuidedGradCamMethod(CaptumMethod):
                                                                  interpolate_mode=self.interpolate_mode)
 
 
-__all__ = ["CaptumMethod", "DeepLiftMethod", "DeepLiftShapMethod", "InputXGradientMethod", "GradCamMethod", "GradientShapMethod", "GuidedBackpropMethod",
-           "GuidedGradCamMethod", "IntegratedGradientsMethod", "LRPMethod", "OcclusionMethod", "SaliencyMethod",
-           "SmoothGradMethod", "frozen_parameters", "resolve_layer", "seed_int", "smoothgrad_noise"]
+__all__ = ["CaptumMethod", "DeepLiftMethod", "DeepLiftShapMethod", "GradCamMethod", "GradientShapMethod",
+           "GuidedBackpropMethod", "GuidedGradCamMethod", "InputXGradientMethod", "IntegratedGradientsMethod",
+           "LRPMethod", "OcclusionMethod", "SaliencyMethod", "SmoothGradMethod", "frozen_parameters", "resolve_layer", "seed_int", "smoothgrad_noise"]

@@ -7,8 +7,8 @@ that sample's own losses, so a sample's adversarial image does not depend on its
 
 - **APGD** (Croce & Hein 2020, "Reliable evaluation of adversarial robustness with an ensemble of diverse
   parameter-free attacks"), cross-entropy loss, AutoAttack's schedule: ``steps`` iterations (default 100, the
-  paper's), step size η = 2ε, momentum α = 0.75 after the first step, checkpoints ``w_j`` at fractions p₀ = 0,
-  p₁ = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06) of the budget; at a checkpoint η halves (and the
+  paper's), step size η = 2ε, momentum α = 0.75 after the first step, checkpoints ``w_j`` at fractions ``p₀ = 0``,
+  ``p₁ = 0.22``, ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)`` of the budget; at a checkpoint η halves (and the
   iterate restarts from the best point) when fewer than ρ = 0.75 of the steps since the last checkpoint increased
   the loss, or when η was not halved last time and the best loss did not improve. Random start: a uniform point of
   the ε-box scaled to touch its surface (L∞), or a normal direction of length ε (L2). Output: the last iterate that
@@ -18,7 +18,8 @@ that sample's own losses, so a sample's adversarial image does not depend on its
   random s×s square (all channels) to x ± ε and keeps it if the margin loss decreases; s follows the paper's
   schedule of p (``p_init`` = 0.8, halved at 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10 000 queries,
   rescaled to ``queries``). Margin: ``z_y − max_{j≠y} z_j`` (targeted: ``max_{j≠t} z_j − z_t``); a sample stops
-  when it is ≤ 0. At most ``queries`` forward passes per sample (default 1000; RobustBench runs 5000).
+  when it is ≤ 0. At most ``queries`` forward passes per sample (default 1000; RobustBench runs 5000); the
+  least-likely target costs one more forward pass on the clean image.
 - **Targeted** (``target="random"``: a seeded uniform class other than the label; ``"least_likely"``: the class of
   lowest clean logit other than the label): APGD maximises −CE(target), Square minimises the targeted margin.
 """

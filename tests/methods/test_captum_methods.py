@@ -40,8 +40,8 @@ def direct(name, model, images, targets):
     return out.detach().sum(dim=1, keepdim=True)
 
 
-NAMES = ["saliency", "integrated_gradients", "deeplift", "input_x_gradient", "guided_backprop", "lrp", "occlusion", "grad_cam",
-         "guided_grad_cam"]
+NAMES = ["saliency", "integrated_gradients", "deeplift", "input_x_gradient", "guided_backprop", "lrp", "occlusion",
+         "grad_cam", "guided_grad_cam"]
 
 
 @pytest.mark.parametrize("name", NAMES)
