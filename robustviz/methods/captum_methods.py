@@ -332,4 +332,5 @@ class GuidedGradCamMethod(CaptumMethod):
 
 __all__ = ["CaptumMethod", "DeepLiftMethod", "DeepLiftShapMethod", "GradCamMethod", "GradientShapMethod",
            "GuidedBackpropMethod", "GuidedGradCamMethod", "InputXGradientMethod", "IntegratedGradientsMethod",
-           "LRPMethod", "OcclusionMethod", "SaliencyMethod", "SmoothGradMethod", "frozen_parameters", "resolve_layer", "seed_int", "smoothgrad_noise"]
+           "LRPMethod", "OcclusionMethod", "SaliencyMethod", "SmoothGradMethod", "frozen_parameters", "resolve_layer",
+           "seed_int", "smoothgrad_noise"]

@@ -82,6 +82,7 @@ def full_gradient_decomposition(model: nn.Module, images: torch.Tensor, target: 
     def keep(bias: torch.Tensor, dim: int):
         def hook(module, inputs, output):
             captured.append((output, bias.detach(), dim))
+            return output.clone()  # an in-place op downstream (ReLU(inplace=True)) must not rewrite the captured z
         return hook
 
     def keep_normalised(wrapper: nn.Module):

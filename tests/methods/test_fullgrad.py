@@ -84,3 +84,23 @@ def test_fullgrad_batch_independent_and_batchnorm_in_training_mode_is_refused(ba
         method.attribute(model, images, targets, seeds=seeds)
     for module in model.modules():
         assert not module._forward_hooks
+
+
+def test_decomposition_is_complete_with_in_place_relus(batch):
+    """torchvision-style blocks: conv → BN → ReLU(inplace=True); the captured outputs must stay pre-activation."""
+    images, targets, _ = batch
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True),
+                          nn.Conv2d(6, 6, 3, stride=2, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(6, 5))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+        model[1].bias.uniform_(-0.5, 0.5)
+    model.eval()
+    decomposition = full_gradient_decomposition(model, images, targets)
+    total = (decomposition.input_gradient * images).flatten(1).sum(1)
+    total = total + sum(bias.flatten(1).sum(1) for bias in decomposition.bias_gradients)
+    with torch.no_grad():
+        logits = model(images).gather(1, targets.view(-1, 1)).squeeze(1)
+    torch.testing.assert_close(total, logits, atol=1e-5, rtol=1e-4)
