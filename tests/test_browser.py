@@ -11,6 +11,7 @@ notebook's observers write the kernel-side state to a file, so the assertions re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -67,10 +68,10 @@ display(panel.widget, linked)
 """
 
 
-def _notebook() -> dict:
+def _notebook(source: str = SETUP_CELL) -> dict:
     return {
         "cells": [{"cell_type": "code", "execution_count": None, "id": "panel-cell", "metadata": {},
-                   "outputs": [], "source": SETUP_CELL}],
+                   "outputs": [], "source": source}],
         "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
                      "language_info": {"name": "python"}},
         "nbformat": 4, "nbformat_minor": 5,
@@ -97,15 +98,12 @@ def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: fl
     raise TimeoutError(f"the Jupyter server did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module", params=["lab", "notebook"])
-def jupyter_server(request, tmp_path_factory):
-    """(frontend, notebook URL, root dir) of a running server, one per front end for the module; stopped
-    afterwards."""
-    frontend = request.param
-    tmp_path = tmp_path_factory.mktemp(f"jupyter-{frontend}")
+@contextlib.contextmanager
+def running_server(frontend: str, tmp_path: Path, notebook: dict, name: str = NOTEBOOK_NAME):
+    """A Jupyter server (``lab`` or ``notebook``) serving ``notebook``; yields (notebook URL, root dir, log)."""
     root = tmp_path / "root"
     root.mkdir()
-    (root / NOTEBOOK_NAME).write_text(json.dumps(_notebook()))
+    (root / name).write_text(json.dumps(notebook))
     config = tmp_path / "config"
     (config / "labconfig").mkdir(parents=True)
     (config / "labconfig" / "page_config.json").write_text(json.dumps(
@@ -128,8 +126,8 @@ def jupyter_server(request, tmp_path_factory):
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for_server(f"{base}/api/status?token={token}", process, log)
-        path = f"/lab/tree/{NOTEBOOK_NAME}" if frontend == "lab" else f"/notebooks/{NOTEBOOK_NAME}"
-        yield frontend, f"{base}{path}?token={token}", root, log
+        path = f"/lab/tree/{name}" if frontend == "lab" else f"/notebooks/{name}"
+        yield f"{base}{path}?token={token}", root, log
     finally:
         process.terminate()
         try:
@@ -137,6 +135,14 @@ def jupyter_server(request, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module", params=["lab", "notebook"])
+def jupyter_server(request, tmp_path_factory):
+    """(frontend, notebook URL, root dir, log) of a running server, one per front end for the module."""
+    frontend = request.param
+    with running_server(frontend, tmp_path_factory.mktemp(f"jupyter-{frontend}"), _notebook()) as (url, root, log):
+        yield frontend, url, root, log
 
 
 def _wait_until(condition, timeout: float, what: str, page=None, artefacts: Path | None = None):

@@ -25,6 +25,8 @@ STATIC = Path(__file__).with_name("static")
 SELECTION = ("variable", "model", "method", "perturbation", "severity", "sample", "explanation", "scope")
 #: Payloads in the order they are recomputed (the per-sample view first: it is what a click waits for).
 ORDER = ("cell", "heatmap", "gallery", "curves", "scatter", "fisher", "spectral")
+#: Payloads sent before the selection handler returns; the others follow from a background thread in a kernel.
+FIRST = ("cell", "heatmap")
 
 
 class LinkedExplorer(anywidget.AnyWidget):
@@ -57,10 +59,15 @@ class LinkedExplorer(anywidget.AnyWidget):
     spectral = traitlets.Dict().tag(sync=True)
     fisher = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, ds: xr.Dataset, *, max_points: int = 1000, **selection: Any):
+    def __init__(self, ds: xr.Dataset, *, max_points: int = 1000, background: bool | None = None,
+                 **selection: Any):
         self.data = CubeData(ds, max_points=max_points)
         self._keys: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._rest_lock = threading.Lock()
+        #: compute all but the per-sample view and heatmap in a background thread (default: inside a kernel,
+        #: so a click's reply leaves at once; outside one, e.g. in tests, everything is synchronous)
+        self.background = _in_kernel() if background is None else background
         self.last_update_seconds = float("nan")
         state = {**self.data.default_state(), **selection}
         super().__init__(meta=self.data.meta(), **{k: v for k, v in state.items() if k in SELECTION})
@@ -75,18 +82,42 @@ class LinkedExplorer(anywidget.AnyWidget):
         self._update()
 
     def _update(self, force: bool = False) -> None:
-        """Recompute the payloads whose keys changed (all with ``force``)."""
+        """Recompute the payloads whose keys changed (all with ``force``): the per-sample view and heatmap now,
+        the others now or (``background``) in a thread that always works on the latest selection."""
         import time
 
         start = time.perf_counter()
-        with self._lock:
-            state = self.selection
-            for kind in ORDER:
-                key = self.data.key(kind, state)
-                if force or self._keys.get(kind) != key:
-                    self._keys[kind] = key
-                    setattr(self, kind, self.data.payload(kind, state))
+        self._refresh(FIRST, force)
         self.last_update_seconds = time.perf_counter() - start
+        rest = tuple(kind for kind in ORDER if kind not in FIRST)
+        if self.background and not force:
+            threading.Thread(target=self._refresh_latest, args=(rest,), daemon=True).start()
+        else:
+            self._refresh(rest, force)
+
+    def _refresh(self, kinds: tuple[str, ...], force: bool = False) -> None:
+        """Compute (without holding the lock: a slow payload never delays a click's reply) and send each stale
+        payload that is still current when done (a later selection wins)."""
+        state = self.selection
+        for kind in kinds:
+            key = self.data.key(kind, state)
+            if force or self._keys.get(kind) != key:
+                payload = self.data.payload(kind, state)
+                with self._lock:
+                    if self.data.key(kind, self.selection) == key:
+                        self._keys[kind] = key
+                        setattr(self, kind, payload)
+
+    def _refresh_latest(self, kinds: tuple[str, ...]) -> None:
+        """One worker at a time; it loops until the payloads match the selection it last saw."""
+        while self._rest_lock.acquire(blocking=False):
+            try:
+                before = self.selection
+                self._refresh(kinds)
+            finally:
+                self._rest_lock.release()
+            if self.selection == before:
+                return
 
     def set_dataset(self, ds: xr.Dataset, status: str | None = None) -> None:
         """Show a re-read cube (e.g. a store an evaluation is filling): drop the cached aggregates, resend all."""
@@ -101,6 +132,15 @@ class LinkedExplorer(anywidget.AnyWidget):
         """What a click on the heatmap does: one update for both fields."""
         with self.hold_trait_notifications():
             self.perturbation, self.severity = perturbation, int(severity)
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 __all__ = ["LinkedExplorer", "PAYLOAD_FIELDS"]

@@ -127,10 +127,14 @@ class CubeData:
         return [v for v in self.variables if self.has_method(v)]
 
     def _cached(self, key: tuple, build) -> Any:
+        """``build()`` once per key. Built outside the lock, so a slow build (a gallery read in a background
+        thread) never blocks a fast lookup; two threads may build the same key once each, harmlessly."""
         with self._lock:
-            if key not in self._cache:
-                self._cache[key] = build()
-            return self._cache[key]
+            if key in self._cache:
+                return self._cache[key]
+        value = build()
+        with self._lock:
+            return self._cache.setdefault(key, value)
 
     def _values(self, variable: str, method: Any) -> np.ndarray:
         """(model, perturbation, severity, sample) float64 of one variable (and method): one read of the store."""
@@ -314,14 +318,13 @@ class CubeData:
         if sample not in self.examples:
             return {**base, "available": False,
                     "reason": f"sample {sample} has no stored images; stored examples: {self.examples}"}
-        cell = {"model": model, "perturbation": perturbation, "example": sample}
-        images = computed(ds["example_image"].sel(cell).transpose("severity", "y", "x", "channel"))
+        images_of_model, maps_of_model = self._examples(model)
+        p, e = self.perturbations.index(perturbation), self.examples.index(sample)
         sevs = [int(s) for s in ds["example_image"]["severity"].values]
         payload = {**base, "available": True, "severities": sevs,
-                   "images": [png_data_uri(_to_uint8_rgb(image)) for image in images], "maps": []}
-        if "example_attribution" in ds.data_vars and self.methods:
-            maps = computed(ds["example_attribution"].sel(cell).transpose("method", "severity", "y", "x"))
-            for method, per_severity in zip(self.methods, maps.astype(np.float32)):
+                   "images": [png_data_uri(_to_uint8_rgb(image)) for image in images_of_model[p, e]], "maps": []}
+        if maps_of_model is not None:
+            for method, per_severity in zip(self.methods, maps_of_model[p, e]):
                 entries = []
                 for amap in per_severity:
                     amap = _downsample(np.nan_to_num(amap), self.map_size)
@@ -345,6 +348,25 @@ class CubeData:
             payload["label"] = label
             payload["label_name"] = names[label] if names and 0 <= label < len(names) else str(label)
         return payload
+
+    def _examples(self, model: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model's stored images (perturbation, example, severity, y, x, channel) and maps (perturbation,
+        example, method, severity, y, x), read once per model (the store chunks them by model and method, so one
+        gallery would read every chunk anyway); the last two models are kept."""
+        def build() -> tuple[np.ndarray, np.ndarray | None]:
+            ds = self.ds
+            images = computed(ds["example_image"].sel(model=model).transpose(
+                "perturbation", "example", "severity", "y", "x", "channel"))
+            maps = None
+            if "example_attribution" in ds.data_vars and self.methods:
+                maps = computed(ds["example_attribution"].sel(model=model).transpose(
+                    "perturbation", "example", "method", "severity", "y", "x")).astype(np.float32)
+            return images, maps
+        with self._lock:
+            stale = [key for key in self._cache if key[0] == "examples" and key[1] != model]
+            for key in stale[:-1]:
+                del self._cache[key]
+        return self._cached(("examples", model), build)
 
     def spectral(self) -> dict[str, Any]:
         """I-ASIDE SID (model, band) and SRS per model."""
