@@ -148,22 +148,33 @@ function render({ model, el }) {
     for (const [name, value] of Object.entries(fields)) model.set(name, value);
     model.save_changes();
   };
-  function tip(target, lines) {
-    target.addEventListener("mouseenter", () => {
-      tooltip.textContent = lines();
-      tooltip.style.display = "block";
-      tooltip.setAttribute("data-visible", "true");
-    });
-    target.addEventListener("mousemove", (event) => {
-      const box = root.getBoundingClientRect();
-      tooltip.style.left = `${event.clientX - box.left + 12}px`;
-      tooltip.style.top = `${event.clientY - box.top + 12}px`;
-    });
-    target.addEventListener("mouseleave", () => {
+  // tooltips: one set of listeners on the root (thousands of points, no per-point listeners)
+  const tips = new WeakMap();
+  const tipOf = (target) => {
+    for (let e = target; e && e !== root; e = e.parentNode) if (tips.has(e)) return e;
+    return null;
+  };
+  function tip(target, lines) { tips.set(target, lines); }
+  root.addEventListener("mouseover", (event) => {
+    const target = tipOf(event.target);
+    if (!target) return;
+    tooltip.textContent = tips.get(target)();
+    tooltip.style.display = "block";
+    tooltip.setAttribute("data-visible", "true");
+  });
+  root.addEventListener("mousemove", (event) => {
+    if (tooltip.style.display !== "block") return;
+    const box = root.getBoundingClientRect();
+    tooltip.style.left = `${event.clientX - box.left + 12}px`;
+    tooltip.style.top = `${event.clientY - box.top + 12}px`;
+  });
+  root.addEventListener("mouseout", (event) => {
+    const target = tipOf(event.target);
+    if (target && !(event.relatedTarget && target.contains(event.relatedTarget))) {
       tooltip.style.display = "none";
       tooltip.setAttribute("data-visible", "false");
-    });
-  }
+    }
+  });
 
   const bar = node("div", { class: "rv-bar" });
   const selection = node("div", { class: "rv-selection rv-note" });
