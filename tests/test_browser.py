@@ -286,6 +286,8 @@ def test_static_report_from_file_renders_every_view_offline(tmp_path):
     cube = make_cube(n_models=2, n_perturbations=3, n_methods=2, n_samples=20, n_examples=2, image_size=16)
     cube = cube.assign_coords(model=[HOSTILE, *cube.model.values[1:]]).rename({"cosine": HOSTILE})
     cube[HOSTILE].attrs["category"] = "explanation-robustness"
+    cube["correct"] = cube["correct"].astype(float)
+    cube["correct"][0, 1] = float("nan")  # a region not written yet: must show as missing, not as 0
     path = write_report(cube, tmp_path / "report.html", figures=False)
     requests, dialogs, errors = [], [], []
     with sync_api.sync_playwright() as playwright:
@@ -305,6 +307,12 @@ def test_static_report_from_file_renders_every_view_offline(tmp_path):
                 assert body.locator(".rv-error").count() == 0, (view, body.inner_text())
                 assert body.locator("svg, table").count() >= 1, view
             page.wait_for_selector("canvas.rv-map[data-painted]", timeout=10_000)
+            missing = page.locator(".rv-view-heatmap rect.rv-missing")
+            assert missing.count() == cube.sizes["severity"]
+            assert {missing.nth(k).get_attribute("data-perturbation") for k in range(missing.count())} == \
+                {str(cube.perturbation.values[1])}
+            missing.first.hover()
+            assert "missing" in page.locator(".rv-tooltip").inner_text()
             cell_view = page.locator(".rv-view-cell")
             before = cell_view.get_attribute("data-key")
             page.locator(".rv-view-heatmap rect.rv-cell").nth(2).click()

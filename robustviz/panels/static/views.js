@@ -354,15 +354,25 @@ function render({ model, el }) {
     payload.lines.forEach((line, index) => {
       if ((filter && !filter.has(line.model)) || hidden.has(line.model)) return;
       const colour = PALETTE[index % PALETTE.length];
-      const segment = (values) => sevs.map((s, k) => values[k] === null ? null : [x(s), y(values[k])])
-        .filter(Boolean);
-      const upper = segment(line.high), lower = segment(line.low).reverse();
-      if (upper.length > 1) svg.appendChild(svgNode("polygon", { points: [...upper, ...lower].map((p) => p.join(","))
-        .join(" "), fill: colour, "fill-opacity": 0.15, stroke: "none" }));
-      const points = segment(line.mean);
-      const path = svgNode("polyline", { points: points.map((p) => p.join(",")).join(" "), fill: "none",
-        stroke: colour, "stroke-width": same(line.model, get("model")) ? 3.5 : 2, class: "rv-line",
-        "data-model": line.model, style: "cursor:pointer" });
+      // consecutive defined severities: a missing value breaks the line and the band instead of bridging it
+      const runs = (values) => sevs.reduce((out, s, k) => {
+        if (values[k] === null || line.mean[k] === null) out.push([]);
+        else out[out.length - 1].push([x(s), y(values[k])]);
+        return out;
+      }, [[]]).filter((run) => run.length);
+      const highs = runs(line.high), lows = runs(line.low);
+      highs.forEach((upper, r) => {
+        if (upper.length > 1 && lows[r]) svg.appendChild(svgNode("polygon", { points: [...upper,
+          ...lows[r].slice().reverse()].map((p) => p.join(",")).join(" "), fill: colour, "fill-opacity": 0.15,
+          stroke: "none" }));
+      });
+      const meanRuns = runs(line.mean);
+      const path = svgNode("g", { class: "rv-line", "data-model": line.model, style: "cursor:pointer" });
+      for (const run of meanRuns) {
+        path.appendChild(svgNode("polyline", { points: run.map((p) => p.join(",")).join(" "), fill: "none",
+          stroke: colour, "stroke-width": same(line.model, get("model")) ? 3.5 : 2 }));
+        if (run.length === 1) path.appendChild(svgNode("circle", { cx: run[0][0], cy: run[0][1], r: 2.5, fill: colour }));
+      }
       tip(path, () => `${line.model} — ${where}\n` + sevs.map((s, k) => `severity ${s}: ${fmt(line.mean[k])} ` +
         `[${fmt(line.low[k])}, ${fmt(line.high[k])}] n=${line.n[k]}`).join("\n"));
       path.addEventListener("click", () => choose({ model: line.model }));
