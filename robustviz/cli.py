@@ -128,13 +128,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .cube.io import open_cube
+    from .panels import PanelError
     from .panels.report import ReportError, timed_report
 
-    ds = open_cube(args.cube)
+    ds = open_cube(args.cube, validate=False)  # a store still being filled is fine: missing cells show as missing
     try:
         path, seconds, size = timed_report(ds, Path(args.out), max_points=args.points, n_examples=args.examples,
                                            figures=not args.no_figures)
-    except ReportError as error:
+    except (ReportError, PanelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{path} ({size / 1e6:.1f} MB, built in {seconds:.1f} s) — open it in a browser; no kernel or network needed")

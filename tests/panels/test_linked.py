@@ -198,3 +198,10 @@ def test_report_cli(tmp_path, zarr_cube, capsys):
     (tmp_path / "foreign.html").write_text("x")
     assert cli_main(["report", str(zarr_cube), "--out", str(tmp_path / "foreign.html")]) == 2
     assert "not written by robustviz" in capsys.readouterr().err
+
+
+def test_report_cli_rejects_a_dataset_that_is_not_a_cube(tmp_path, capsys):
+    xr.Dataset({"x": ("model", np.arange(3.0))}).to_zarr(tmp_path / "other.zarr", mode="w", consolidated=False)
+    assert cli_main(["report", str(tmp_path / "other.zarr"), "--out", str(tmp_path / "site")]) == 2
+    assert "not a robustviz cube" in capsys.readouterr().err
+    assert not (tmp_path / "site").exists()
