@@ -185,9 +185,11 @@ def render_report(ds: xr.Dataset, *, max_points: int = 24, n_examples: int | Non
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(heading)} — robustviz report</title>
 <style>
-body{{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}} h1{{font-size:20px}} h2{{font-size:16px;margin-top:24px}}
-.rv-table{{border-collapse:collapse;font-size:12px}} .rv-table td,.rv-table th{{padding:2px 6px;border-bottom:1px solid #eee;text-align:right}}
-figure{{display:inline-block;margin:6px;vertical-align:top}} figure img{{max-width:560px}} pre{{background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}}
+body{{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}} h1{{font-size:20px}}
+h2{{font-size:16px;margin-top:24px}} .rv-table{{border-collapse:collapse;font-size:12px}}
+.rv-table td,.rv-table th{{padding:2px 6px;border-bottom:1px solid #eee;text-align:right}}
+figure{{display:inline-block;margin:6px;vertical-align:top}} figure img{{max-width:560px}}
+pre{{background:#f6f6f6;padding:8px;overflow:auto;max-height:400px}}
 </style></head><body>
 <h1>{html.escape(heading)}</h1>
 <p class="rv-note">A robustviz report: linked views of a results cube. Click a heatmap cell for its samples, a sample
