@@ -159,6 +159,31 @@ class RobustvizAccessor:
 
         return cam_robustness(self._ds, **kwargs)
 
+    def critical_difference(self, variable: str, **kwargs: Any) -> Any:
+        """Average ranks of the methods and Nemenyi's critical difference (every other dim forms the blocks)."""
+        from .stats import critical_difference
+
+        return critical_difference(self._ds, variable, **kwargs)
+
+    def effect_sizes(self, variable: str, **kwargs: Any) -> pd.DataFrame:
+        """Paired effect sizes (Cohen's d_z, rank-biserial, Cliff's δ) of every pair of methods."""
+        from .stats import effect_sizes
+
+        return effect_sizes(self._ds, variable, **kwargs)
+
+    # -- calibration ----------------------------------------------------------------------------------------------
+    def calibration(self, n_bins: int = 15) -> xr.Dataset:
+        """ECE (``n_bins`` equal-width bins), mean NLL and mean Brier (when evaluated) per cell."""
+        from .calibration import calibration
+
+        return calibration(self._ds, n_bins=n_bins)
+
+    def nll(self) -> xr.DataArray:
+        """Per-sample negative log-likelihood of the label, ``−log prob_true``."""
+        from .calibration import nll
+
+        return nll(self._ds)
+
     # -- views ----------------------------------------------------------------------------------------------------
     def explore(self, **kwargs: Any) -> Any:
         """Open the interactive cube explorer (needs a notebook front end)."""

@@ -26,7 +26,7 @@ NEEDS = frozenset({
 
 CATEGORIES = frozenset({
     "accuracy", "model-robustness", "explanation-robustness", "faithfulness", "sensitivity", "localisation",
-    "complexity",
+    "complexity", "randomisation", "calibration",
 })
 
 
