@@ -184,6 +184,19 @@ class RobustvizAccessor:
 
         return nll(self._ds)
 
+    # -- merging ----------------------------------------------------------------------------------------------------
+    def merge(self, other: xr.Dataset) -> xr.Dataset:
+        """The union of this cube and ``other`` (same samples); conflicting shared cells raise an error."""
+        from .merge import merge_cubes
+
+        return merge_cubes(self._ds, other)
+
+    def diff(self, other: xr.Dataset, variables: Iterable[str] | None = None) -> xr.Dataset:
+        """``other − self`` per shared per-sample variable on the cells both cubes have."""
+        from .merge import diff_cubes
+
+        return diff_cubes(self._ds, other, variables)
+
     # -- views ----------------------------------------------------------------------------------------------------
     def explore(self, **kwargs: Any) -> Any:
         """Open the interactive cube explorer (needs a notebook front end)."""
