@@ -53,9 +53,10 @@ class RobustvizAccessor:
 
     @property
     def scores(self) -> list[str]:
-        """Per-sample score variables (those with a ``sample`` dim), e.g. ``correct``, ``cosine``."""
+        """Per-sample score variables (a ``sample`` dim and only cube dims — not per-sample arrays such as
+        ``attribution_pooled``), e.g. ``correct``, ``cosine``."""
         return [name for name, var in self._ds.data_vars.items()
-                if "sample" in var.dims and name not in _NOT_SCORES]
+                if "sample" in var.dims and name not in _NOT_SCORES and set(var.dims) <= set(schema.CORE_DIMS)]
 
     def is_complete(self) -> bool:
         """True when every region (and every model-level analysis) has been written."""
