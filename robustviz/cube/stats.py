@@ -330,7 +330,7 @@ def paired_effect_sizes(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
     - ``cohens_dz`` = mean(d) / sd(d) (sample sd, ``ddof=1``; NaN when sd is 0),
     - ``rank_biserial`` = (T⁺ − T⁻) / (T⁺ + T⁻), the matched-pairs rank-biserial correlation of the Wilcoxon
-      signed-rank test (ranks of |d| with zero differences dropped, average ranks for ties),
+      signed-rank test (ranks of ``|d|`` with zero differences dropped, average ranks for ties),
     - ``cliffs_delta`` of ``a`` against ``b`` as two unpaired samples.
     """
     a = np.asarray(a, dtype=np.float64).ravel()

@@ -178,9 +178,9 @@ def test_new_faithfulness_metrics_in_the_cube():
         models=["smallcnn-standard"], dataset={"name": "shapes", "image_size": 32}, n_samples=3,
         perturbations=["gaussian_noise"], severities=[2], batch_size=4, seed=0, device="cpu", n_examples=0,
         methods=["saliency"],
-        metrics=[{"name": "faithfulness_correlation", "runs": 10}, {"name": "road_morf", "percentages": [20, 60]},
-                 {"name": "infidelity", "n_samples": 5}, {"name": "irof", "n_segments": 16},
-                 {"name": "pixel_flipping", "step": 64}]))
+        metrics=[{"name": "faithfulness_correlation", "runs": 4}, {"name": "road_morf", "percentages": [50]},
+                 {"name": "infidelity", "n_samples": 3}, {"name": "irof", "n_segments": 6},
+                 {"name": "pixel_flipping", "step": 256}]))
     ds = robustviz.evaluate(spec, progress=False)
     for name in ("faithfulness_correlation", "road_morf", "infidelity", "irof", "pixel_flipping"):
         assert ds[name].attrs["category"] == "faithfulness"
