@@ -213,7 +213,7 @@ def irof(model: torch.nn.Module, images: torch.Tensor, maps: torch.Tensor, class
         perturbed = torch.where(removed, fill, image)
         outputs = class_outputs(model, perturbed, classes[index].repeat(len(order)), batch_size=batch_size)
         ratios = outputs / reference[index]
-        area = (ratios.sum() - ratios[0] / 2 - ratios[-1] / 2) if len(order) > 1 else torch.zeros((), dtype=ratios.dtype)
+        area = ratios.sum() - ratios[0] / 2 - ratios[-1] / 2  # trapz(dx=1); 0 for one segment
         scores.append((len(order) - area) / len(order))
     return torch.stack(scores)
 
