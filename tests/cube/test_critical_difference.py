@@ -91,3 +91,20 @@ def test_cd_diagram_draws_every_treatment():
     for name, rank in zip(result.names, result.average_ranks):
         assert f"{name} ({rank:.2f})" in texts
     assert f"CD = {result.cd:.2f}" in texts
+
+
+def test_accessor_on_a_synthetic_cube_and_lazy_calibration():
+    from robustviz.testing import make_cube
+
+    ds = make_cube(n_methods=3, n_samples=12, chunks={"sample": 6})
+    result = ds.rv.critical_difference("deletion_auc")
+    blocks = ds["deletion_auc"].transpose(..., "method").values.reshape(-1, 3)
+    blocks = blocks[~np.isnan(blocks).any(axis=1)]
+    expected = scipy_stats.rankdata(blocks, axis=1).mean(axis=0)  # "lower" is better: rank 1 = smallest
+    assert ds["deletion_auc"].attrs["direction"] == "lower"
+    np.testing.assert_allclose(result.average_ranks, expected)
+    table = ds.rv.effect_sizes("deletion_auc")
+    assert len(table) == 3 and table[["cohens_dz", "rank_biserial", "cliffs_delta"]].notna().all().all()
+    calibration = ds.rv.calibration().compute()  # dask-backed cube
+    assert calibration["ece"].dims == ("model", "perturbation", "severity")
+    assert ((calibration["ece"] >= 0) & (calibration["ece"] <= 1)).all()

@@ -46,6 +46,9 @@ def test_pooled_maps_are_the_cell_means(cube_and_maps):
         np.testing.assert_array_equal(stored["attribution_pooled"].values, ds["attribution_pooled"].values)
     assert "attribution_pooled" not in ds.rv.scores
     assert "attribution_pooled" not in ds.rv.summary().columns
+    from robustviz.panels._base import sample_variables
+
+    assert "attribution_pooled" not in sample_variables(ds) and "energy_in_mask" in sample_variables(ds)
 
 
 def test_aggatt_bins_every_sample(cube_and_maps):
