@@ -141,7 +141,8 @@ def merge_cubes(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
     for dim in left.dims:
         if dim in a.coords and dim in b.coords and dim not in ("sample", "severity"):
             first = list(a[dim].values)
-            order[dim] = first + [value for value in b[dim].values if value not in set(first)]
+            values = first + [value for value in b[dim].values if value not in set(first)]
+            order[dim] = np.array(values, dtype=a[dim].dtype)  # object strings stay variable-length in zarr
     left, right = left.reindex(order), right.reindex(order)
     merged = {}
     for name in sorted(set(left.data_vars) | set(right.data_vars)):

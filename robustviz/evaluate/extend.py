@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import xarray as xr
 
@@ -42,8 +43,8 @@ def _part(spec: EvaluationSpec, models: list[int], perturbations: list[int], *, 
                                perturbations=tuple(spec.perturbations[i] for i in perturbations))
     ds = evaluate(part, progress=progress, data=data, models=model_objects)
     model_labels, perturbation_labels = coordinate_labels(spec.models), coordinate_labels(spec.perturbations)
-    return ds.assign_coords(model=[model_labels[i] for i in models],
-                            perturbation=[perturbation_labels[i] for i in perturbations])
+    return ds.assign_coords(model=np.array([model_labels[i] for i in models], dtype=object),
+                            perturbation=np.array([perturbation_labels[i] for i in perturbations], dtype=object))
 
 
 def extend_cube(cube: xr.Dataset, spec: EvaluationSpec, *, store: str | os.PathLike[str] | None = None,
