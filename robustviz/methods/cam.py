@@ -77,6 +77,9 @@ class CAM(Method):
 
         def hook(module, inputs, output):
             store["activations"] = output
+            # Downstream modules get a copy: an in-place op after the layer (torchvision's ``ReLU(inplace=True)``)
+            # would otherwise overwrite the captured activations and reroute their gradients.
+            return output.clone() if isinstance(output, torch.Tensor) else output
 
         handle = layer.register_forward_hook(hook)
         try:

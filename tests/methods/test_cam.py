@@ -268,3 +268,26 @@ def test_score_cam_rejects_bad_parameters():
         robustviz.create("method", "score_cam", weights="nope")
     with pytest.raises(InputError, match="batch_masks"):
         robustviz.create("method", "score_cam", batch_masks=0)
+
+
+@pytest.mark.parametrize("name", ["grad_cam", "grad_cam_ours", "gradcam_plus_plus", "layer_cam", "eigengrad_cam"])
+def test_cam_layer_followed_by_an_inplace_relu(name, batch):
+    """torchvision's blocks end in ``ReLU(inplace=True)``: the CAM of a conv layer read before it must be the same
+    as with an out-of-place ReLU (the captured activations are the conv's, not the ReLU's)."""
+
+    class Net(torch.nn.Sequential):
+        @property
+        def cam_layer(self) -> torch.nn.Module:
+            return self[0]
+
+    def build(inplace: bool) -> torch.nn.Module:
+        torch.manual_seed(3)
+        return Net(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(inplace=inplace),
+                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(6, 5)).eval()
+
+    images, target, seeds = batch
+    method = robustviz.create("method", name)
+    reference = method.attribute(build(False), images, target, seeds=seeds)
+    inplace = method.attribute(build(True), images, target, seeds=seeds)
+    assert reference.abs().sum() > 0
+    torch.testing.assert_close(inplace, reference)
