@@ -2,7 +2,7 @@
 
 The layer shapes, strides and parameter counts are those of torchvision's ``resnet18``/``resnet50`` (11.7 M and
 25.6 M parameters at 1000 classes), so a forward pass costs what the real model costs; weights are random (seeded
-by the caller through ``torch.manual_seed``). ``cam_layer`` names the last stage, as the model contract asks.
+by the caller through ``torch.manual_seed``). ``cam_layer`` is the last stage, as the model contract asks.
 """
 
 from __future__ import annotations
@@ -59,8 +59,6 @@ def _shortcut(inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
 class ResNet(nn.Module):
     """A torchvision-shaped ResNet; ``block`` is the basic (18/34) or bottleneck (50+) residual block."""
 
-    cam_layer = "layer4"
-
     def __init__(self, block: type[nn.Module], layers: tuple[int, int, int, int], num_classes: int = 1000):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
@@ -83,6 +81,11 @@ class ResNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The last stage, which CAM methods hook (the model contract's ``cam_layer``)."""
+        return self.layer4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
