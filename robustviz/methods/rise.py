@@ -4,7 +4,7 @@
 ``(s+1)·⌈H/s⌉`` pixels and cropped at a random shift to ``H×W``; the saliency of class ``t`` is
 ``S = Σ_i f_t(x ⊙ m_i) · m_i / (N · p)`` with ``f_t`` the softmax probability. The masks of sample ``n`` are a pure
 function of ``seeds[n]`` (so a sample's clean and perturbed images share masks when the engine passes the same
-method seeds), and the model sees at most ``batch_masks`` masked images per forward pass (fewer above 64 px:
+method seeds), and the model sees at most ``batch_masks`` masked images per forward pass (fewer above 40 px:
 :func:`robustviz._batching.images_per_pass`); masks are built chunk by chunk, so memory does not grow with ``N``.
 
 Difference from the reference code: the upsampling is ``torch.nn.functional.interpolate(mode="bilinear",

@@ -13,7 +13,7 @@ per channel as a zero-padded convolution; 11 px / σ = 5 at 224 px, scaled by ``
 224 steps at every size).
 
 All steps of all samples are evaluated batched, ``batch_size`` images per forward pass (64 by default: on CPU,
-larger blocks of small images fall out of cache and run slower per image; capped at 64 images of 224² by
+larger blocks of small images fall out of cache and run slower per image; capped at 8 images of 224² by
 :func:`robustviz._batching.images_per_pass`).
 """
 
