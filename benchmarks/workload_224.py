@@ -271,7 +271,12 @@ class ComponentTimers:
         self._wrap(Perturbation, "__call__", lambda args: args[0].shape[0])
         self._wrap(Method, "attribute", lambda args: args[1].shape[0])
         self._wrap(Metric, "__call__", lambda args: args[0].images.shape[0])
-        self._wrap(ModelMetric, "compute", lambda args: args[1].shape[0])
+        pending = [ModelMetric]
+        while pending:  # model metrics override compute: wrap every class that defines it
+            cls = pending.pop()
+            pending.extend(cls.__subclasses__())
+            if "compute" in vars(cls):
+                self._wrap(cls, "compute", lambda args: args[1].shape[0])
 
         def before(module, inputs):
             self._forward_start = time.perf_counter()

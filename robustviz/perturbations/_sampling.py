@@ -65,7 +65,7 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     plus a step or two; otherwise the search starts at the mode ⌊λ⌋ with F(⌊λ⌋) = Q(⌊λ⌋ + 1, λ) (the
     regularised incomplete gamma function) and walks up or down with p(k+1) = p(k)·λ/(k+1), keeping only the
     elements still searching. Both give the same counts; each count depends only on its own u and λ. Float32
-    images on the 8-bit grid (k/255, the common case) take :func:`_poisson_8bit`, which gives the same counts again.
+    images in [0, 1] take :func:`_poisson_8bit`, which gives the same counts again.
     """
     rates = intensity
     u32 = uniform_like(seeds, rates, "poisson", *keys).reshape(-1)
@@ -106,17 +106,54 @@ def _tables_8bit(scale: float, device: str) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def _poisson_8bit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> torch.Tensor | None:
-    """Counts for float32 intensities that all lie on the 8-bit grid k/255 (None otherwise), from cached per-rate
-    tables: the count at u's bin edge, then steps up while F(count) ≤ u for the few u whose bin holds a CDF step.
-    Same counts as :func:`_poisson_by_table` (same CDF values, same comparisons), 3–5× faster."""
+    """Counts for float32 intensities in [0, 1] from cached per-rate tables (None for other inputs).
+
+    On the 8-bit grid k/255 each count is read from its level's table: the count at u's bin edge, then steps up
+    while F(count) ≤ u for the few u whose bin holds a CDF step. Off the grid (e.g. resized photos) the rate lies
+    between two levels' rates, and as F(k; λ) falls with λ, the counts at the two levels bracket the exact count:
+    where they agree (all but about scale/255 of the draws) that is the count, and the rest test F(k; λ) ≤ u for
+    the k between the two (usually one). Same counts as :func:`_poisson_by_table` and :func:`_poisson_by_walk`
+    (the CDFs are computed in float64 by different formulas, so a u within ~1e-15 of a CDF value could round the
+    other way; u lies on a 2^-24 grid, and the tests find no difference).
+    """
     if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel():
         return None
     flat = intensity.reshape(-1)
-    index = torch.round(flat * 255.0).clamp_(0, 255).long()
-    levels = torch.arange(256, dtype=torch.float32, device=flat.device) / 255.0
-    if not torch.equal(levels[index], flat):
+    low, high = torch.aminmax(flat)
+    if not (float(low) >= 0.0 and float(high) <= 1.0):
         return None
-    rates, steps, start, ambiguous = _tables_8bit(scale, str(flat.device))
+    tables = _tables_8bit(scale, str(flat.device))
+    index = torch.round(flat * 255.0).long()
+    levels = torch.arange(256, dtype=torch.float32, device=flat.device) / 255.0
+    if torch.equal(levels[index], flat):
+        return _table_counts(tables, index, u)
+    if scale > 64.0:  # brackets rarely agree at high photon counts: the caller's general path is faster
+        return None
+    rates = tables[0]
+    lam = flat.to(torch.float64) * scale
+    below = torch.floor(flat * 255.0).long().clamp_(0, 254)
+    below -= (rates[below] > lam).long()  # float rounding: make rates[below] ≤ λ ≤ rates[below + 1]
+    below += (rates[below + 1] < lam).long()
+    below.clamp_(0, 254)
+    counts = _table_counts(tables, below, u)
+    # the upper level's count exceeds ``counts`` iff its F(counts) ≤ u: one gather, not a second lookup
+    steps, width = tables[1], tables[1].numel() // 256
+    row = ((below + 1) * width + counts.long().clamp(max=width - 1))
+    differ = torch.nonzero((steps[row] <= u) & (rates[below] != lam)).squeeze(1)
+    if differ.numel():  # count = lower + #{k ≥ lower : F(k; λ) ≤ u}, F(k; λ) = Q(k + 1, λ); usually one test
+        counts = counts.to(torch.float64)
+        found, lam_d, u_d = counts[differ], lam[differ], u[differ].to(torch.float64)
+        active = torch.arange(differ.numel(), device=flat.device)
+        while active.numel():
+            active = active[torch.special.gammaincc(found[active] + 1.0, lam_d[active]) <= u_d[active]]
+            found[active] += 1
+        counts[differ] = found
+    return counts
+
+
+def _table_counts(tables: tuple[torch.Tensor, ...], index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Counts of the level-``index`` rates for uniforms ``u`` (see :func:`_poisson_8bit`)."""
+    rates, steps, start, ambiguous = tables
     width = steps.numel() // 256  # top + 2
     key = index * _BINS_8BIT + (u * _BINS_8BIT).long()  # u on a 2^-24 grid: the bin is exact
     counts = start[key]
@@ -124,7 +161,7 @@ def _poisson_8bit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> tor
     if active.numel():
         u_active, row = u[active].to(torch.float64), index[active] * width
         found = counts[active]
-        searching = torch.arange(active.numel(), device=flat.device)
+        searching = torch.arange(active.numel(), device=index.device)
         while searching.numel():
             searching = searching[steps[row[searching] + found[searching]] <= u_active[searching]]
             found[searching] += 1
