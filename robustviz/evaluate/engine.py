@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .._malloc import restore_malloc_thresholds
 from ..cube.template import make_template, materialize
 from ..data.base import ImageSet
 from ..metrics.base import MetricContext
@@ -28,15 +29,27 @@ from .store import CubeStore, model_fingerprint
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
 
-#: Every call the engine makes into a model, method or metric sees exactly this many samples (the last block is
-#: padded with copies of its first sample). BLAS/oneDNN kernels sum in an order that depends on the batch shape:
-#: the same image gives logits ~1e-6 apart in batches of 1 and 64, and near-tied saliency values then reorder
+#: Every call the engine makes into a model, method or metric sees a fixed number of samples, the *block* (the last
+#: block is padded with copies of its first sample). BLAS/oneDNN kernels sum in an order that depends on the batch
+#: shape: the same image gives logits ~1e-6 apart in batches of 1 and 64, and near-tied saliency values then reorder
 #: insertion/deletion curves. With one fixed shape every sample's numbers are bit-identical whatever the spec's
-#: ``batch_size``, sample chunking, resume point or worker.
+#: ``batch_size``, sample chunking, resume point or worker. The block is :data:`BLOCK` for methods and metrics.
 BLOCK = 8
-#: Plain forward passes (the cube's predictions) use a larger fixed block: they are cheap per image and, for an
-#: accuracy-only cube, all the work — small blocks would cost throughput for nothing.
+#: Plain forward passes (the cube's predictions) use a larger block: cheap per image and, for an accuracy-only cube,
+#: all the work. It is capped by :data:`FORWARD_PIXELS` (8 images at 224 px: a ResNet-50's largest activation then
+#: stays under glibc's 32 MiB mmap threshold, see :mod:`robustviz._malloc`; larger batches gain no throughput).
 FORWARD_BLOCK = 64
+FORWARD_PIXELS = 8 * 224 * 224
+
+
+def block_sizes(n_samples: int, height: int, width: int) -> tuple[int, int]:
+    """(forward block, method/metric block) for a plan of ``n_samples`` images of ``height×width``.
+
+    Both depend only on the dataset (never on ``batch_size`` or ``sample_chunk``), so invariance holds, and neither
+    exceeds the number of samples: 8 images are never padded to 64.
+    """
+    forward = min(FORWARD_BLOCK, max(BLOCK, FORWARD_PIXELS // max(1, height * width)))
+    return max(1, min(forward, n_samples)), max(1, min(BLOCK, n_samples))
 
 
 def _padded_blocks(count: int, block: int = BLOCK) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -82,6 +95,8 @@ class RegionComputer:
         self._model_index: int | None = None
         self._model: torch.nn.Module | None = None
         self._clean: dict[int, CleanPass] = {}
+        self.forward_block, self.block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
+        restore_malloc_thresholds()
 
     # -- models and clean passes ---------------------------------------------------------------------------------
     def model(self, index: int) -> torch.nn.Module:
@@ -93,12 +108,13 @@ class RegionComputer:
         return self._model
 
     def _forward(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Logits, computed in padded blocks of :data:`FORWARD_BLOCK` images."""
+        """Logits, computed in padded blocks of ``forward_block`` images (:func:`block_sizes`)."""
         blocks = []
         try:
             with torch.no_grad():
-                for part, index in _padded_blocks(images.shape[0], FORWARD_BLOCK):
-                    blocks.append(model(images[index.to(images.device)])[: part.stop - part.start].float())
+                for part, index in _padded_blocks(images.shape[0], self.forward_block):
+                    rows = images[part] if len(index) == part.stop - part.start else images[index.to(images.device)]
+                    blocks.append(model(rows)[: part.stop - part.start].float())
             return torch.cat(blocks)
         except RuntimeError as error:
             name = self.plan.model_names[self._model_index or 0]
@@ -119,7 +135,7 @@ class RegionComputer:
             maps.append(torch.cat([
                 method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
                                  seeds=seeds[index])[: part.stop - part.start]
-                for part, index in _padded_blocks(images.shape[0])]))
+                for part, index in _padded_blocks(images.shape[0], self.block)]))
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -208,7 +224,7 @@ class RegionComputer:
     def _metric_batches(self, metric: Any, context: MetricContext) -> np.ndarray:
         count = context.images.shape[0]
         results = []
-        for part, index in _padded_blocks(count):
+        for part, index in _padded_blocks(count, self.block):
             block = MetricContext(**{name: value if name == "model" else _take(value, index, count)
                                      for name, value in vars(context).items()})
             results.append(metric(block).cpu().numpy()[: part.stop - part.start])
