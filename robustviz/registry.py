@@ -201,4 +201,5 @@ def list_names(kind: str) -> list[str]:
     return REGISTRY.list(kind)
 
 
-__all__ = ["KINDS", "REGISTRY", "Entry", "ParameterError", "Registry", "RegistryError", "create", "get", "list_names", "register"]
+__all__ = ["KINDS", "REGISTRY", "Entry", "ParameterError", "Registry", "RegistryError", "create", "get", "list_names",
+           "register"]
