@@ -11,6 +11,7 @@ floats); the ``done`` mask the store keeps says how far the run got.
 
 from __future__ import annotations
 
+import html
 import os
 import warnings
 from typing import Any, Callable, Iterable
@@ -73,7 +74,7 @@ class CubeWatcher:
     def _update_status(self) -> None:
         done, total = completion(self.ds)
         share = f" ({100 * done / total:.0f}%)" if total else ""
-        self.status.value = f"{done}/{total} regions done{share} — {self.store}"
+        self.status.value = f"{done}/{total} regions done{share} — {html.escape(self.store)}"
 
     def refresh(self) -> xr.Dataset:
         """Re-open the store, notify the listeners, and return the new cube."""
