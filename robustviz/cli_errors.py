@@ -66,7 +66,8 @@ def resume_hint(args: Any) -> str:
         return (f"finished regions are kept in {store}; continue with: robustviz run {args.spec} --store {store} "
                 f"--resume")
     if getattr(args, "command", None) == "demo":
-        return f"finished regions are kept in {store}; rerun robustviz demo --out {args.out} to --resume it"
+        return (f"finished regions are kept in {store}; rerun robustviz demo --out {args.out} to continue (the demo "
+                f"resumes like run --resume)")
     return "nothing was written; run the command again (a run resumes with --resume)"
 
 

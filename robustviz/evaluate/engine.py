@@ -231,7 +231,8 @@ class RegionComputer:
             perturbed.append(images)
         images = torch.cat(perturbed)
         k = len(perturbed)
-        logits = self._forward(model, images, clean.sample_ids.repeat(k), f"perturbation {label!r}")
+        logits = self._forward(model, images, clean.sample_ids.repeat(k),
+                             f"the images of perturbation {label!r}")
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
         cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
@@ -246,13 +247,15 @@ class RegionComputer:
         ``batch_size``; the others are per-sample and run in ``batch_size`` batches."""
         count = clean.images.shape[0]
         uses_model = bool(getattr(perturbation, "needs_model", False))
-        blocks = list(_padded_blocks(count)) if uses_model else [
-            (part, torch.arange(part.start, part.stop)) for part in _batches(count, self.plan.spec.batch_size)]
+        blocks: list[tuple[slice, Any]] = list(_padded_blocks(count)) if uses_model else [
+            (part, part) for part in _batches(count, self.plan.spec.batch_size)]
+        device = clean.images.device
         out = []
         with model_errors(self.plan.model_names[self._model_index or 0], clean.images) if uses_model else nullcontext():
             for part, index in blocks:
-                images = perturbation(clean.images[index], severity, seeds=seeds[index], model=model,
-                                      labels=clean.labels[index], sample_ids=clean.sample_ids[index])
+                on_device = index if isinstance(index, slice) else index.to(device)
+                images = perturbation(clean.images[on_device], severity, seeds=seeds[index], model=model,
+                                      labels=clean.labels[on_device], sample_ids=clean.sample_ids[index])
                 out.append(images[: part.stop - part.start])
         return torch.cat(out)
 
