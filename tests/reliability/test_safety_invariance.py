@@ -26,10 +26,13 @@ BATCH_SIZES = (1, 5, 64)
 
 #: Light settings for components whose defaults would take seconds per region at this scale.
 LIGHT = {
-    "perturbation": {"pgd": {"steps": 3}, "pgd-l2": {"steps": 3}},
+    "perturbation": {"pgd": {"steps": 3}, "pgd-l2": {"steps": 3}, "apgd": {"steps": 3}, "apgd-l2": {"steps": 3},
+                     "apgd-targeted": {"steps": 3}, "square": {"queries": 6}, "square-targeted": {"queries": 6}},
     "method": {"rise": {"n_masks": 8, "batch_masks": 8}, "integrated_gradients": {"n_steps": 3},
                "gradient_shap": {"n_samples": 3, "n_baselines": 2}, "smoothgrad": {"nt_samples": 3},
-               "occlusion": {"window": 8, "stride": 8}, "ablation_cam": {"batch_channels": 4}},
+               "occlusion": {"window": 8, "stride": 8}, "ablation_cam": {"batch_channels": 4},
+               "deeplift_shap": {"n_baselines": 2}, "feature_ablation": {"cell": 8},
+               "lime": {"n_samples": 12, "n_segments": 8}, "kernel_shap": {"n_samples": 12, "n_segments": 8}},
     "metric": {"deletion_auc": {"step": 64}, "insertion_auc": {"step": 64}, "local_lipschitz": {"n_samples": 3},
                "max_sensitivity": {"n_samples": 2}, "max_sensitivity_quantus": {"n_samples": 2},
                "iaside": {"n_bands": 4, "n_samples": 8}, "fisher_lmax": {"max_iter": 5},
@@ -82,6 +85,7 @@ def _check(**fields) -> None:
     assert_identical({batch_size: _cube(batch_size, **fields) for batch_size in BATCH_SIZES})
 
 
+@pytest.mark.slow  # ~25 s on an idle 2-core machine: 36 perturbations × 2 severities × 3 batch sizes
 def test_every_perturbation_is_batch_size_invariant(tmp_path):
     perturbations = every("perturbation", {"precomputed": _precomputed_root(tmp_path, 9, 16)})
     assert {"fgsm", "pgd", "pgd-l2", "fgm-l2"} <= {p if isinstance(p, str) else p["name"] for p in perturbations}
