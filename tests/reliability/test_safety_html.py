@@ -9,6 +9,7 @@ survive, and each hostile name must show up escaped (so the test cannot pass by 
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -103,3 +104,11 @@ def test_every_panel_escapes_every_name(cube, tmp_path):
     assert any(form in part for part in shown if "<area" not in part for form in escaped), \
         "no panel message or label showed a hostile name"
     assert any("&lt;img src=x" in part for part in shown if "color:#b00" in part), "no error message was shown"
+
+
+def test_the_static_report_escapes_every_name(cube, tmp_path):
+    report = pytest.importorskip("robustviz.panels.report")
+    path = report.timed_report(cube, tmp_path, figures=False)[0]
+    assert_escaped(Path(path).read_text())
+    text = Path(path).read_text()
+    assert "&lt;img src=x" in text or "\\u003cimg src=x" in text, "the report shows no hostile name"
