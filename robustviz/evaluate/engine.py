@@ -9,6 +9,7 @@ size, on the order of regions, on resuming, or on which worker computed them.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -24,6 +25,7 @@ from ..metrics.base import MetricContext
 from ..rng import derive_seeds
 from ..spec import EvaluationSpec
 from ..validation import InputError
+from .checks import check_finite_logits, logits_of, model_errors
 from .plan import Plan
 from .store import CubeStore, model_fingerprint
 
@@ -107,21 +109,20 @@ class RegionComputer:
         assert self._model is not None
         return self._model
 
-    def _forward(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Logits, computed in padded blocks of ``forward_block`` images (:func:`block_sizes`)."""
+    def _forward(self, model: torch.nn.Module, images: torch.Tensor, sample_ids: torch.Tensor,
+                 where: str = "the clean images") -> torch.Tensor:
+        """Logits, computed in padded blocks of ``forward_block`` images (:func:`block_sizes`); every value must be
+        finite."""
         blocks = []
-        try:
+        with model_errors(self.plan.model_names[self._model_index or 0], images):
             with torch.no_grad():
                 for part, index in _padded_blocks(images.shape[0], self.forward_block):
                     rows = images[part] if len(index) == part.stop - part.start else images[index.to(images.device)]
-                    blocks.append(model(rows)[: part.stop - part.start].float())
-            return torch.cat(blocks)
-        except RuntimeError as error:
-            name = self.plan.model_names[self._model_index or 0]
-            channels = images.shape[1]
-            raise InputError(f"model {name!r} failed on images of shape {tuple(images.shape[1:])} "
-                             f"({channels} channel{'s' if channels != 1 else ''}): {error}. Check that the "
-                             f"dataset's channels and image size match what the model expects") from error
+                    output = logits_of(model, model(rows), self.plan.model_names[self._model_index or 0])
+                    blocks.append(output[: part.stop - part.start].float())
+        logits = torch.cat(blocks)
+        check_finite_logits(logits, sample_ids, self.plan.model_names[self._model_index or 0], where)
+        return logits
 
     def _method_seeds(self, sample_ids: torch.Tensor, label: str) -> torch.Tensor:
         """A method's per-sample seeds: the same for a sample's clean and perturbed images (e.g. RISE's masks)."""
@@ -148,7 +149,7 @@ class RegionComputer:
             labels = data.labels[part].to(device)
             sample_ids = data.sample_ids[part]
             masks = None if data.masks is None else data.masks[part].to(device)
-            logits = self._forward(model, images)
+            logits = self._forward(model, images, sample_ids)
             if logits.ndim != 2 or logits.shape[1] != len(data.class_names):
                 raise InputError(f"model {self.plan.model_names[model_index]!r} returned logits of shape "
                                  f"{tuple(logits.shape)}; expected (N, {len(data.class_names)}) for dataset "
@@ -241,10 +242,7 @@ class RegionComputer:
         perturbed = []
         for severity in plan.spec.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
-            images = torch.cat([
-                perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
-                             labels=clean.labels[part], sample_ids=clean.sample_ids[part])
-                for part in _batches(clean.images.shape[0], plan.spec.batch_size)])
+            images = self._perturb(perturbation, model, clean, severity, seeds)
             low, high = torch.aminmax(images)
             if not (float(low) >= 0.0 and float(high) <= 1.0):  # NaN fails both comparisons
                 raise RuntimeError(f"perturbation {label!r} at severity {severity} produced NaN/inf "
@@ -252,13 +250,33 @@ class RegionComputer:
             perturbed.append(images)
         images = torch.cat(perturbed)
         k = len(perturbed)
-        logits = self._forward(model, images)
+        logits = self._forward(model, images, clean.sample_ids.repeat(k),
+                             f"the images of perturbation {label!r}")
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
         cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
         # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
         return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
+
+    def _perturb(self, perturbation: Any, model: torch.nn.Module, clean: CleanPass, severity: int,
+                 seeds: torch.Tensor) -> torch.Tensor:
+        """One severity of a perturbation on the chunk. One that uses the model (an attack: its gradients go
+        through the model) runs in the fixed padded blocks of the model calls, so its images do not depend on
+        ``batch_size``; the others are per-sample and run in ``batch_size`` batches."""
+        count = clean.images.shape[0]
+        uses_model = bool(getattr(perturbation, "needs_model", False))
+        blocks: list[tuple[slice, Any]] = list(_padded_blocks(count, self.block)) if uses_model else [
+            (part, part) for part in _batches(count, self.plan.spec.batch_size)]
+        device = clean.images.device
+        out = []
+        with model_errors(self.plan.model_names[self._model_index or 0], clean.images) if uses_model else nullcontext():
+            for part, index in blocks:
+                on_device = index if isinstance(index, slice) else index.to(device)
+                images = perturbation(clean.images[on_device], severity, seeds=seeds[index], model=model,
+                                      labels=clean.labels[on_device], sample_ids=clean.sample_ids[index])
+                out.append(images[: part.stop - part.start])
+        return torch.cat(out)
 
     def model_level(self, model_index: int) -> dict[str, np.ndarray]:
         plan = self.plan
