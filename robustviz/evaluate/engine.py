@@ -8,6 +8,7 @@ size, on the order of regions, on resuming, or on which worker computed them.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +117,19 @@ class RegionComputer:
         maps = []
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
-            maps.append(torch.cat([
-                method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
-                                 seeds=seeds[index])[: part.stop - part.start]
-                for part, index in _padded_blocks(images.shape[0])]))
+            try:
+                maps.append(torch.cat([
+                    method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
+                                     seeds=seeds[index])[: part.stop - part.start]
+                    for part, index in _padded_blocks(images.shape[0])]))
+            except RuntimeError as error:
+                if "ScriptModule" not in str(error):
+                    raise
+                from .plan import check_method_support
+
+                name = self.plan.model_names[self._model_index or 0]
+                check_method_support(name, "none", [method], [label])
+                raise
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -133,10 +143,7 @@ class RegionComputer:
             sample_ids = data.sample_ids[part]
             masks = None if data.masks is None else data.masks[part].to(device)
             logits = self._forward(model, images)
-            if logits.ndim != 2 or logits.shape[1] != len(data.class_names):
-                raise InputError(f"model {self.plan.model_names[model_index]!r} returned logits of shape "
-                                 f"{tuple(logits.shape)}; expected (N, {len(data.class_names)}) for dataset "
-                                 f"{self.plan.spec.dataset.label!r}")
+            check_label_space(self.plan.model_names[model_index], model, logits, data)
             target = {"clean_pred": logits.argmax(1), "label": labels, "pred": logits.argmax(1)}[self.plan.target]
             attributions = self._attribute(model, images, target, sample_ids)
             clean = CleanPass(images, labels, sample_ids, masks, logits, target, attributions, {})
@@ -219,8 +226,11 @@ class RegionComputer:
         clean = self.clean(model_index, chunk)
         label = plan.perturbation_names[perturbation_index]
         perturbation = plan.perturbations[perturbation_index]
+        if not plan.severities:  # clean-only: the severity-0 pass is the whole region
+            return {name: values for name, values in clean.outputs.items()
+                    if chunk == 0 or not name.startswith("example_")}
         perturbed = []
-        for severity in plan.spec.severities:
+        for severity in plan.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
             images = torch.cat([
                 perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
@@ -236,7 +246,7 @@ class RegionComputer:
         logits = self._forward(model, images)
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
-        cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
+        cells = self._cells(model, clean, images, logits, attributions, label, list(plan.severities))
         # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
         return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
@@ -257,6 +267,60 @@ class RegionComputer:
         return out
 
 
+def check_label_space(name: str, model: torch.nn.Module, logits: torch.Tensor, data: ImageSet) -> None:
+    """Refuse a model whose classes the dataset's labels do not index: a different number of outputs, or the same
+    class names in another order (the labels would silently be wrong); name the ``class_map`` fix."""
+    classes = list(data.class_names)
+    mapped = data.metadata.get("label_space") == "model"
+    if logits.ndim != 2:
+        raise InputError(f"model {name!r} returned outputs of shape {tuple(logits.shape)}; expected logits (N, K)")
+    width = logits.shape[1]
+    if mapped:
+        top = int(data.labels.max()) if len(data.labels) else -1
+        if top >= width or (len(classes) > width):
+            raise InputError(f"model {name!r} has {width} outputs but the dataset's class_map sends labels up to "
+                             f"{max(top, len(classes) - 1)}; the class_map must use the model's class indices")
+        return
+    source = data.metadata.get("dataset", "")
+    how = " (labelled by sorted folder names)" if source == "folder" else ""
+    if width != len(classes):
+        raise InputError(f"model {name!r} has {width} outputs but the dataset has {len(classes)} classes{how}: "
+                         f"{', '.join(classes[:8])}{', …' if len(classes) > 8 else ''}. Map the dataset's classes "
+                         f"to the model's with the dataset's class_map (a {{folder name: model index}} mapping, or "
+                         f"the model's class list: wnids or names in index order)")
+    model_classes = getattr(model, "class_names", None)
+    if model_classes is None or list(model_classes) == [str(i) for i in range(width)]:
+        return
+    model_classes = [str(c) for c in model_classes]
+    if classes != model_classes and set(classes) == set(model_classes):
+        suggestion = ", ".join(f"{c}: {model_classes.index(c)}" for c in classes[:8])
+        raise InputError(f"model {name!r} orders its classes {model_classes[:8]} but the dataset{how} orders them "
+                         f"{classes[:8]}: the labels would be wrong. Give the dataset class_map: {{{suggestion}}}")
+
+
+def record_warnings(plan: Plan, cube: xr.Dataset, store: CubeStore | None) -> xr.Dataset:
+    """Run the clean-prediction checks (:mod:`robustviz.cube.checks`) on a finished cube: store the messages in its
+    ``warnings`` attr (and the store's), and raise them as Python warnings."""
+    from ..cube.checks import clean_prediction_warnings, emit
+
+    hints = {}
+    for name, component in zip(plan.model_names, plan.spec.models):
+        if "normalize" in component.kwargs:
+            continue
+        if component.name == "file":
+            hints[name] = "its spec entry declares no normalize: (no normalisation was applied)"
+        elif component.name in plan.model_overrides and not hasattr(plan.model_overrides[component.name],
+                                                                     "normalization"):
+            hints[name] = ("it was passed to evaluate(models=...) without a normalisation: declare normalize: in "
+                           "its spec entry or wrap it in NormalizedModel(model, mean, std)")
+    messages = clean_prediction_warnings(cube, hints)
+    cube.attrs["warnings"] = json.dumps(messages)
+    if store is not None:
+        store.group.attrs["warnings"] = cube.attrs["warnings"]
+    emit(messages, stacklevel=3)
+    return cube
+
+
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
@@ -270,7 +334,7 @@ def build_template(plan: Plan) -> xr.Dataset:
         models=plan.model_names,
         perturbations=plan.perturbation_names,
         families=[getattr(p, "family", "") or "" for p in plan.perturbations],
-        severities=plan.spec.severities,
+        severities=plan.severities,
         sample_ids=data.sample_ids.tolist(), labels=data.labels.tolist(),
         methods=plan.method_names,
         variables=plan.variables(), sample_chunk=plan.sample_chunk, extra_coords=plan.extra_coords(),
@@ -280,7 +344,7 @@ def build_template(plan: Plan) -> xr.Dataset:
 
 def pending_regions(plan: Plan, done: np.ndarray | None) -> list[RegionKey]:
     keys = [(m, p, c) for m in range(len(plan.spec.models)) for c in range(plan.n_chunks)
-            for p in range(len(plan.spec.perturbations))]
+            for p in range(len(plan.perturbations))]
     return [key for key in keys if done is None or not done[key]]
 
 
@@ -305,12 +369,13 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
             raise InputError("a distributed evaluation needs a store that every worker can reach: pass store=PATH")
         from .distributed import evaluate_distributed
 
-        return evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
+        cube = evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
+        return record_warnings(plan, cube, CubeStore(store))
     sink = _InMemoryCube(template) if store is None else CubeStore.create_or_open(store, template,
                                                                                  overwrite=overwrite, resume=resume)
     _run_regions(plan, sink, progress, on_region)
-    return sink.open()
+    return record_warnings(plan, sink.open(), None if store is None else sink)
 
 
 class _InMemoryCube:
