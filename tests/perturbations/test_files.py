@@ -42,7 +42,7 @@ def cifar_root(tmp_path):
 
 def test_imagenet_c_layout_returns_stored_images_by_sample_id(imagenet_root):
     source = robustviz.create("perturbation", "precomputed", root=str(imagenet_root), corruption="glass_blur")
-    assert source.needs_sample_ids and source.family == "blur" and source.name == "precomputed.glass_blur"
+    assert source.needs_sample_ids and source.family == "blur" and source.name == "glass_blur"
     clean = torch.zeros(2, 3, 8, 8)
     out = source(clean, 4, seeds=derive_seeds(0, [2, 0]), sample_ids=torch.tensor([2, 0]))
     assert torch.allclose(out[:, 0, 0, 0] * 255, torch.tensor([42.0, 40.0]))
