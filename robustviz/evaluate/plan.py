@@ -123,7 +123,7 @@ def check_method_support(model_name: str, support: str, methods: list[Any], labe
     if not refused:
         return
     usable = []
-    for name in registry.list("method"):
+    for name in registry.list_names("method"):
         factory = registry.get("method", name)
         if _HOOK_LEVELS[hooks_needed(factory)] <= level and not name.endswith("_ours"):
             usable.append(name)
