@@ -298,6 +298,24 @@ def check_label_space(name: str, model: torch.nn.Module, logits: torch.Tensor, d
                          f"{classes[:8]}: the labels would be wrong. Give the dataset class_map: {{{suggestion}}}")
 
 
+def probe_models(plan: Plan) -> None:
+    """Create each model once and run it on one image: its methods, its output width and its class order are
+    checked (:func:`check_label_space`) before anything is written. One model is in memory at a time."""
+    data = plan.data
+    for index, name in enumerate(plan.model_names):
+        model = plan.create_model(index)
+        with torch.no_grad():
+            try:
+                logits = model(data.images[:1].to(plan.device)).float()
+            except RuntimeError as error:
+                channels = data.images.shape[1]
+                raise InputError(f"model {name!r} failed on images of shape {tuple(data.images.shape[1:])} "
+                                 f"({channels} channel{'s' if channels != 1 else ''}): {error}. Check that the "
+                                 f"dataset's channels and image size match what the model expects") from error
+        check_label_space(name, model, logits, data)
+        del model
+
+
 def record_warnings(plan: Plan, cube: xr.Dataset, store: CubeStore | None) -> xr.Dataset:
     """Run the clean-prediction checks (:mod:`robustviz.cube.checks`) on a finished cube: store the messages in its
     ``warnings`` attr (and the store's), and raise them as Python warnings."""
@@ -372,6 +390,8 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
         cube = evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
         return record_warnings(plan, cube, CubeStore(store))
+    if store is not None:
+        probe_models(plan)  # a model that cannot run on this data must fail before the store exists
     sink = _InMemoryCube(template) if store is None else CubeStore.create_or_open(store, template,
                                                                                  overwrite=overwrite, resume=resume)
     _run_regions(plan, sink, progress, on_region)

@@ -117,10 +117,13 @@ def test_imagenet_subset_on_a_1000_class_model_uses_the_model_indices(byo, form)
         assert names[17] == "class number 17"
 
 
-def test_folder_without_a_class_map_is_refused_on_a_wider_model(byo):
+def test_folder_without_a_class_map_is_refused_on_a_wider_model(byo, tmp_path):
     with pytest.raises(InputError, match=r"has 1000 outputs but the dataset has 4 classes \(labelled by sorted "
                                          r"folder names\).*class_map"):
         evaluate(EvaluationSpec.from_dict(_spec(byo)), progress=False)
+    with pytest.raises(InputError, match="has 1000 outputs"):
+        evaluate(EvaluationSpec.from_dict(_spec(byo)), store=tmp_path / "cube.zarr", progress=False)
+    assert not (tmp_path / "cube.zarr").exists()  # refused before the store was created
 
 
 def test_forgotten_normalisation_is_a_loud_warning_everywhere(byo, tmp_path, capsys):
