@@ -54,6 +54,12 @@ def _print_table(ds) -> None:
 
     import pandas as pd
 
+    if not bool((ds["severity"] > 0).any()):  # clean-only cube (perturbations: [])
+        clean = ds.rv.accuracy().isel(perturbation=0, severity=0).to_pandas()
+        print("\nTop-1 accuracy on the clean images (no perturbations)")
+        print(clean.to_string(float_format=lambda v: f"{v:.3f}"))
+        _print_warnings(ds)
+        return
     table = ds.rv.accuracy_table()
     table.insert(1, "mean (sev 1-5)", table.iloc[:, 1:].mean(axis=1))
     with pd.option_context("display.width", 160, "display.max_columns", 8, "display.precision", 3):

@@ -159,6 +159,15 @@ def test_clean_only_evaluation_keeps_clean_accuracy(byo):
     cube.rv.validate()
 
 
+def test_clean_only_run_from_the_cli(byo, tmp_path, capsys):
+    spec = _spec(byo, class_map={WNIDS[i]: i for i in COLOURS}, perturbations=())
+    path = tmp_path / "clean.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path), "--store", str(tmp_path / "clean.zarr"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy on the clean images" in out and "colournet   1.000" in out
+
+
 def test_clean_only_matches_a_direct_forward_pass():
     model = robustviz.models.create_model("smallcnn-standard")
     data = make_shapes(12, image_size=64)
