@@ -88,6 +88,7 @@ class CleanOnly:
 
     name = CLEAN_ONLY
     family = "none"
+    source = "none (clean images only)"
     severities = ()
 
     def __call__(self, images: torch.Tensor, severity: int, **kwargs: Any) -> torch.Tensor:
