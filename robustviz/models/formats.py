@@ -21,12 +21,14 @@ The cube names such a model by its file name (``resnet``) unless the component g
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -104,17 +106,13 @@ def _exported_module(path: Path) -> nn.Module:
         return torch.export.unflatten(program)
 
 
-class _quiet_export_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._context = warnings.catch_warnings()
-        self._context.__enter__()
+@contextlib.contextmanager
+def _quiet_export_warnings() -> Iterator[None]:
+    """Silence torch's deprecation notes about its own serialisation internals while loading."""
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*TorchScript archive.*")
-
-    def __exit__(self, *exc):
-        return self._context.__exit__(*exc)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
 
 
 def _architecture(architecture: Any, kwargs: Mapping[str, Any] | None) -> Any:

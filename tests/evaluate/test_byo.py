@@ -111,6 +111,10 @@ def test_imagenet_subset_on_a_1000_class_model_uses_the_model_indices(byo, form)
     assert clean["pred"].values[0].tolist() == expected.tolist()  # full 1000-way argmax, model indices
     assert float(cube.rv.accuracy().sel(severity=0).values[0, 0]) == 1.0
     assert json.loads(cube.attrs["warnings"]) == []
+    # short, path-free coordinates and dataset attr (the full spec, paths included, stays in attrs["spec"])
+    for name in ("model", "perturbation", "family"):
+        assert not any(str(byo) in str(value) for value in cube[name].values)
+    assert str(byo) not in cube.attrs["dataset"] and cube.attrs["dataset"].startswith("folder[")
     names = cube.rv.class_names
     assert len(names) == 1000 if form == "wnid_file" else len(names) == 1000  # indices up to 999
     if form == "wnid_file":
