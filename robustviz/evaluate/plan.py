@@ -42,7 +42,7 @@ def resolve_device(device: str) -> torch.device:
 #: the on-the-fly one).
 ENGINE_PARAMS = {"metric": ("at",), "model": ("label",), "perturbation": ("label",)}
 METRIC_SCOPES = ("all", "clean")
-#: Parameters holding file-system paths: shown by their file name only in coordinate labels.
+#: Parameters holding file-system paths (and any absolute path): shown by their file name only in labels.
 _PATH_PARAMS = ("path", "root", "checkpoint_path", "model_dir")
 #: The perturbation coordinate of a clean-only cube (``perturbations: []``).
 CLEAN_ONLY = "clean"
@@ -58,7 +58,8 @@ def _short_label(component: Component) -> str:
     """``component.label`` with path parameters shortened to their file name (no absolute paths in coordinates)."""
     if not component.params:
         return component.name
-    shown = [(k, PurePath(str(v)).name if k in _PATH_PARAMS else v) for k, v in component.kwargs.items()]
+    shown = [(k, PurePath(v).name if isinstance(v, str) and (k in _PATH_PARAMS or PurePath(v).is_absolute())
+              else v) for k, v in component.kwargs.items()]
     return f"{component.name}[{','.join(f'{k}={v}' for k, v in shown)}]"
 
 
