@@ -174,7 +174,8 @@ class RegionComputer:
         target = logits.argmax(1) if plan.target == "pred" else repeat(clean.target)
         for name, metric, scope in zip(plan.metric_names, plan.metrics, plan.metric_scopes):
             if scope == "clean" and severities != [0]:
-                shape = (len(plan.methods), k * n) if metric.per_method else (k * n,)
+                shape = ((len(plan.methods), k * n) if metric.per_method else (k * n,)) + tuple(
+                    len(values) for values in metric.value_coords.values())
                 flat[name] = np.full(shape, np.nan, dtype=np.float32)
                 continue
             # severity 0 is keyed "clean" so the clean cell is identical for every perturbation
@@ -196,9 +197,11 @@ class RegionComputer:
             else:
                 flat[name] = self._metric_batches(metric, base)
         out = {}
+        trailing = {name: len(metric.value_coords) for name, metric in zip(plan.metric_names, plan.metrics)}
         for name, values in flat.items():
-            values = values.reshape(*values.shape[:-1], k, n)
-            out[name] = np.moveaxis(values, -2, 0)  # severity × [method ×] sample
+            axis = values.ndim - 1 - trailing.get(name, 0)  # the (k·n) axis: last but the metric's value dims
+            values = values.reshape(*values.shape[:axis], k, n, *values.shape[axis + 1:])
+            out[name] = np.moveaxis(values, axis, 0)  # severity × [method ×] sample [× value dims]
         if plan.n_examples:
             e = plan.n_examples
             shown = images.reshape(k, n, *images.shape[1:])[:, :e]
