@@ -144,11 +144,24 @@ def data_fingerprint(data: ImageSet) -> str:
     return digest.hexdigest()[:16]
 
 
-def _model_labels(components: tuple[Component, ...]) -> list[str]:
+def model_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
     """Model coordinates: a model file is named by its file name without suffix (``resnet18.pt`` → ``resnet18``)."""
     stems = [PurePath(str(c.kwargs["path"])).stem if c.name == "file" and "path" in c.kwargs else None
              for c in components]
     return coordinate_labels(components, stems)
+
+
+def perturbation_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
+    """Perturbation coordinates: pre-corrupted files are named by their corruption (``gaussian_noise``), so the
+    ImageNet-C tables (mCE) apply; a clean-only spec has the one coordinate ``clean``."""
+    if not components:
+        return [CLEAN_ONLY]
+    corruptions = [str(c.kwargs["corruption"]) if c.name == "precomputed" and "corruption" in c.kwargs else None
+                   for c in components]
+    return coordinate_labels(components, corruptions)
+
+
+_model_labels = model_labels
 
 
 @dataclass
@@ -239,10 +252,7 @@ class Plan:
 
     @property
     def perturbation_names(self) -> list[str]:
-        if not self.spec.perturbations:
-            return [CLEAN_ONLY]
-        return coordinate_labels(self.spec.perturbations,
-                                 [getattr(p, "coordinate", None) for p in self.perturbations])
+        return perturbation_labels(self.spec.perturbations)
 
     @property
     def severities(self) -> tuple[int, ...]:
@@ -352,4 +362,4 @@ class Plan:
 
 
 __all__ = ["CLEAN_ONLY", "CleanOnly", "Plan", "TARGETS", "check_method_support", "coordinate_labels",
-           "data_fingerprint", "hooks_needed", "resolve_device"]
+           "data_fingerprint", "hooks_needed", "model_labels", "perturbation_labels", "resolve_device"]
