@@ -68,8 +68,11 @@ class RobustvizAccessor:
 
     # -- summaries ------------------------------------------------------------------------------------------------
     def accuracy(self, dim: str | Iterable[str] = "sample") -> xr.DataArray:
-        """Top-1 accuracy, averaged over ``dim`` (default: samples → model × perturbation × severity)."""
-        return self._ds["correct"].astype("float64").mean(dim=dim).rename("accuracy")
+        """Top-1 accuracy, averaged over ``dim`` (default: samples → model × perturbation × severity).
+
+        NaN where any averaged cell is missing (a region not written yet): a partial mean would not be the accuracy
+        of the cell, and 0 would be a wrong one."""
+        return self._ds["correct"].astype("float64").mean(dim=dim, skipna=False).rename("accuracy")
 
     def error(self, dim: str | Iterable[str] = "sample") -> xr.DataArray:
         """Top-1 error (1 − accuracy)."""

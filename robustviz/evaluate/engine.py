@@ -25,7 +25,7 @@ from ..spec import EvaluationSpec
 from ..validation import InputError
 from .checks import check_label_space, probe_models, record_warnings
 from .plan import Plan
-from .store import CubeStore
+from .store import CubeStore, model_fingerprint
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
 
@@ -321,12 +321,14 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
         cube = evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
         return record_warnings(plan, cube, CubeStore(store))
-    if store is not None:
-        probe_models(plan)  # a model that cannot run on this data must fail before the store exists
-    sink = _InMemoryCube(template) if store is None else CubeStore.create_or_open(store, template,
-                                                                                 overwrite=overwrite, resume=resume)
-    _run_regions(plan, sink, progress, on_region)
-    return record_warnings(plan, sink.open(), None if store is None else sink)
+    if store is None:
+        sink = _InMemoryCube(template)
+        _run_regions(plan, sink, progress, on_region)
+        return record_warnings(plan, sink.open(), None)
+    probe_models(plan)  # a model that cannot run on this data must fail before the store exists
+    with CubeStore.writing(store, template, overwrite=overwrite, resume=resume) as cube_store:
+        _run_regions(plan, cube_store, progress, on_region)
+        return record_warnings(plan, cube_store.open(), cube_store)  # attrs written under the writer lock
 
 
 class _InMemoryCube:
@@ -340,6 +342,9 @@ class _InMemoryCube:
 
     def model_done_mask(self) -> np.ndarray:
         return self.cube["model_done"].values.astype(bool)
+
+    def check_model(self, index: int, name: str, fingerprint: str) -> None:
+        """Nothing to check: an in-memory cube only ever sees the models of this run."""
 
     def write_model(self, model_index: int, arrays: Mapping[str, np.ndarray]) -> None:
         for name, values in arrays.items():
@@ -370,6 +375,9 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
     model_todo = [m for m in range(len(plan.spec.models)) if plan.model_metrics and not model_done[m]]
     with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar:
         for model_index in range(len(plan.spec.models)):
+            if model_index in model_todo or any(k[0] == model_index for k in todo):
+                sink.check_model(model_index, plan.model_names[model_index],
+                                 model_fingerprint(computer.model(model_index)))
             if model_index in model_todo:
                 sink.write_model(model_index, computer.model_level(model_index))
                 bar.update()
