@@ -43,9 +43,23 @@ def demo_spec(n_samples: int = 8, *, full: bool = True):
         batch_size=64, seed=0, device="auto", n_examples=4)
 
 
+def _print_warnings(ds) -> None:
+    """The cube's clean-prediction warnings, loudly, on stderr (a model at chance must not pass unnoticed)."""
+    for message in ds.rv.warnings():
+        print(f"\n!!! WARNING: {message}", file=sys.stderr)
+
+
 def _print_table(ds) -> None:
+    import warnings
+
     import pandas as pd
 
+    if not bool((ds["severity"] > 0).any()):  # clean-only cube (perturbations: [])
+        clean = ds.rv.accuracy().isel(perturbation=0, severity=0).to_pandas()
+        print("\nTop-1 accuracy on the clean images (no perturbations)")
+        print(clean.to_string(float_format=lambda v: f"{v:.3f}"))
+        _print_warnings(ds)
+        return
     table = ds.rv.accuracy_table()
     table.insert(1, "mean (sev 1-5)", table.iloc[:, 1:].mean(axis=1))
     with pd.option_context("display.width", 160, "display.max_columns", 8, "display.precision", 3):
@@ -53,12 +67,15 @@ def _print_table(ds) -> None:
         print(table.iloc[:, :8].to_string(float_format=lambda v: f"{v:.3f}"))
     extra = [name for name in ds.rv.scores if name not in ("correct", "prob_true", "confidence", "cosine")]
     if extra:
-        summary = ds.rv.summary(extra, by=("model",))
+        with warnings.catch_warnings():  # printed once by _print_warnings
+            warnings.simplefilter("ignore")
+            summary = ds.rv.summary(extra, by=("model",))
         print("\nExplanation and model-robustness scores (means over perturbations, severities, samples)")
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if "srs" in ds:
         print("\nI-ASIDE spectral robustness score per model")
         print(ds["srs"].to_pandas().to_string(float_format=lambda v: f"{v:.3f}"))
+    _print_warnings(ds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -262,7 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .spec import SpecError
     from .validation import InputError
 
+    import warnings
+
+    from .cube.checks import CleanAccuracyWarning
+
     args = build_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=CleanAccuracyWarning)  # printed loudly after the table instead
     try:
         with sigterm_raises():
             return args.func(args)

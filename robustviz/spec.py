@@ -59,15 +59,21 @@ class Component:
         return self.name if not self.params else {"name": self.name, **self.kwargs}
 
 
+class _FrozenMapping(tuple):
+    """A mapping parameter frozen as its sorted items; thawed back to a dict (not to a list of pairs)."""
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return _FrozenMapping(sorted((k, _freeze(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
         return tuple(_freeze(v) for v in value)
     return value
 
 
 def _thaw(value: Any) -> Any:
+    if isinstance(value, _FrozenMapping):
+        return {k: _thaw(v) for k, v in value}
     if isinstance(value, tuple):
         return [_thaw(v) for v in value]
     return value

@@ -94,7 +94,14 @@ class RobustvizAccessor:
     def summary(self, variables: Iterable[str] | None = None,
                 by: Iterable[str] = ("model", "perturbation", "severity")) -> pd.DataFrame:
         """A tidy table: one row per group in ``by`` (plus ``method`` for explanation scores), the mean of each
-        per-sample variable (``correct`` is reported as ``accuracy``)."""
+        per-sample variable (``correct`` is reported as ``accuracy``).
+
+        The cube's clean-prediction warnings (:meth:`warnings`) are raised again here and kept in the table's
+        ``attrs["warnings"]``, so a model at chance is not summarised silently."""
+        from .checks import emit
+
+        cube_warnings = self.warnings()
+        emit(cube_warnings)
         by = list(by)
         names = list(variables) if variables is not None else self.scores
         frames = []
@@ -110,7 +117,18 @@ class RobustvizAccessor:
         table = frames[0]
         for frame in frames[1:]:
             table = table.join(frame, how="outer")
-        return table.reset_index()
+        table = table.reset_index()
+        table.attrs["warnings"] = cube_warnings
+        return table
+
+    def warnings(self) -> list[str]:
+        """Clean-prediction warnings (accuracy at or below chance, one class predicted for everything): those the
+        evaluator stored in ``attrs["warnings"]``, else computed from the cube (see :mod:`robustviz.cube.checks`)."""
+        from .checks import clean_prediction_warnings, stored_warnings
+
+        if "warnings" in self._ds.attrs:
+            return stored_warnings(self._ds)
+        return clean_prediction_warnings(self._ds)
 
     def accuracy_table(self) -> pd.DataFrame:
         """Model × perturbation accuracy averaged over severities ≥ 1, with a ``clean`` column first."""

@@ -26,6 +26,7 @@ from ..rng import derive_seeds
 from ..spec import EvaluationSpec
 from ..validation import InputError
 from .checks import check_finite_logits, logits_of, model_errors
+from .preflight import check_label_space, probe_models, record_warnings
 from .plan import Plan
 from .store import CubeStore, model_fingerprint
 
@@ -133,10 +134,19 @@ class RegionComputer:
         maps = []
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
-            maps.append(torch.cat([
-                method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
-                                 seeds=seeds[index])[: part.stop - part.start]
-                for part, index in _padded_blocks(images.shape[0], self.block)]))
+            try:
+                maps.append(torch.cat([
+                    method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
+                                     seeds=seeds[index])[: part.stop - part.start]
+                    for part, index in _padded_blocks(images.shape[0], self.block)]))
+            except RuntimeError as error:
+                if "ScriptModule" not in str(error):
+                    raise
+                from .plan import check_method_support
+
+                name = self.plan.model_names[self._model_index or 0]
+                check_method_support(name, "none", [method], [label])
+                raise
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -150,10 +160,7 @@ class RegionComputer:
             sample_ids = data.sample_ids[part]
             masks = None if data.masks is None else data.masks[part].to(device)
             logits = self._forward(model, images, sample_ids)
-            if logits.ndim != 2 or logits.shape[1] != len(data.class_names):
-                raise InputError(f"model {self.plan.model_names[model_index]!r} returned logits of shape "
-                                 f"{tuple(logits.shape)}; expected (N, {len(data.class_names)}) for dataset "
-                                 f"{self.plan.spec.dataset.label!r}")
+            check_label_space(self.plan.model_names[model_index], model, logits, data)
             target = {"clean_pred": logits.argmax(1), "label": labels, "pred": logits.argmax(1)}[self.plan.target]
             attributions = self._attribute(model, images, target, sample_ids)
             clean = CleanPass(images, labels, sample_ids, masks, logits, target, attributions, {})
@@ -239,8 +246,11 @@ class RegionComputer:
         clean = self.clean(model_index, chunk)
         label = plan.perturbation_names[perturbation_index]
         perturbation = plan.perturbations[perturbation_index]
+        if not plan.severities:  # clean-only: the severity-0 pass is the whole region
+            return {name: values for name, values in clean.outputs.items()
+                    if chunk == 0 or not name.startswith("example_")}
         perturbed = []
-        for severity in plan.spec.severities:
+        for severity in plan.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
             images = self._perturb(perturbation, model, clean, severity, seeds)
             low, high = torch.aminmax(images)
@@ -254,7 +264,7 @@ class RegionComputer:
                              f"the images of perturbation {label!r}")
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
-        cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
+        cells = self._cells(model, clean, images, logits, attributions, label, list(plan.severities))
         # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
         return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
@@ -307,7 +317,7 @@ def build_template(plan: Plan) -> xr.Dataset:
         models=plan.model_names,
         perturbations=plan.perturbation_names,
         families=[getattr(p, "family", "") or "" for p in plan.perturbations],
-        severities=plan.spec.severities,
+        severities=plan.severities,
         sample_ids=data.sample_ids.tolist(), labels=data.labels.tolist(),
         methods=plan.method_names,
         variables=plan.variables(), sample_chunk=plan.sample_chunk, extra_coords=plan.extra_coords(),
@@ -317,7 +327,7 @@ def build_template(plan: Plan) -> xr.Dataset:
 
 def pending_regions(plan: Plan, done: np.ndarray | None) -> list[RegionKey]:
     keys = [(m, p, c) for m in range(len(plan.spec.models)) for c in range(plan.n_chunks)
-            for p in range(len(plan.spec.perturbations))]
+            for p in range(len(plan.perturbations))]
     return [key for key in keys if done is None or not done[key]]
 
 
@@ -342,15 +352,17 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
             raise InputError("a distributed evaluation needs a store that every worker can reach: pass store=PATH")
         from .distributed import evaluate_distributed
 
-        return evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
+        cube = evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
+        return record_warnings(plan, cube, CubeStore(store))
     if store is None:
         sink = _InMemoryCube(template)
         _run_regions(plan, sink, progress, on_region)
-        return sink.open()
+        return record_warnings(plan, sink.open(), None)
+    probe_models(plan)  # a model that cannot run on this data must fail before the store exists
     with CubeStore.writing(store, template, overwrite=overwrite, resume=resume) as cube_store:
         _run_regions(plan, cube_store, progress, on_region)
-    return cube_store.open()
+        return record_warnings(plan, cube_store.open(), cube_store)  # attrs written under the writer lock
 
 
 class _InMemoryCube:

@@ -30,7 +30,7 @@ from ..data.base import ImageSet
 from ..spec import EvaluationSpec
 from ..validation import InputError
 from .engine import evaluate
-from .plan import coordinate_labels
+from .plan import model_labels as _model_labels, perturbation_labels as _perturbation_labels
 
 #: spec fields that do not change any result, so an extension may set them differently
 _FREE = ("models", "perturbations", "batch_size", "device", "sample_chunk", "name")
@@ -42,7 +42,7 @@ def _part(spec: EvaluationSpec, models: list[int], perturbations: list[int], *, 
     part = dataclasses.replace(spec, models=tuple(spec.models[i] for i in models),
                                perturbations=tuple(spec.perturbations[i] for i in perturbations))
     ds = evaluate(part, progress=progress, data=data, models=model_objects)
-    model_labels, perturbation_labels = coordinate_labels(spec.models), coordinate_labels(spec.perturbations)
+    model_labels, perturbation_labels = _model_labels(spec.models), _perturbation_labels(spec.perturbations)
     return ds.assign_coords(model=np.array([model_labels[i] for i in models], dtype=object),
                             perturbation=np.array([perturbation_labels[i] for i in perturbations], dtype=object))
 
@@ -70,7 +70,7 @@ def extend_cube(cube: xr.Dataset, spec: EvaluationSpec, *, store: str | os.PathL
         raise InputError(f"extend_cube: {store} already exists; give a new path (the result is a new store)")
     have_models = set(map(str, cube["model"].values))
     have_perturbations = set(map(str, cube["perturbation"].values))
-    model_labels, perturbation_labels = coordinate_labels(spec.models), coordinate_labels(spec.perturbations)
+    model_labels, perturbation_labels = _model_labels(spec.models), _perturbation_labels(spec.perturbations)
     old_models = [i for i, label in enumerate(model_labels) if label in have_models]
     new_models = [i for i, label in enumerate(model_labels) if label not in have_models]
     new_perturbations = [i for i, label in enumerate(perturbation_labels) if label not in have_perturbations]

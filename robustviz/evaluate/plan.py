@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import PurePath
 from typing import Any, Mapping
 
 import torch
@@ -37,8 +38,14 @@ def resolve_device(device: str) -> torch.device:
 #: Component parameters the engine consumes itself rather than passing to the factory.
 #: ``at: clean`` computes a metric on the clean images only (NaN at severities ≥ 1) — e.g. a costly model
 #: metric such as ``fisher_lmax`` when its value under perturbation is not needed.
-ENGINE_PARAMS = {"metric": ("at",)}
+#: ``label`` names a model or perturbation in the cube (e.g. two model files, or a precomputed corruption next to
+#: the on-the-fly one).
+ENGINE_PARAMS = {"metric": ("at",), "model": ("label",), "perturbation": ("label",)}
 METRIC_SCOPES = ("all", "clean")
+#: Parameters holding file-system paths (and any absolute path): shown by their file name only in labels.
+_PATH_PARAMS = ("path", "root", "checkpoint_path", "model_dir")
+#: The perturbation coordinate of a clean-only cube (``perturbations: []``).
+CLEAN_ONLY = "clean"
 
 
 def _create(kind: str, component: Component, **defaults: Any) -> Any:
@@ -47,11 +54,87 @@ def _create(kind: str, component: Component, **defaults: Any) -> Any:
     return registry.create(kind, component.name, **params)
 
 
-def coordinate_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
-    """Cube coordinate labels: the bare name where it is unique in the list (``rise``), the name with its
-    parameters where the same name appears twice (``rise[n_masks=100]``, ``rise[n_masks=6000]``)."""
-    names = [c.name for c in components]
-    return [c.name if names.count(c.name) == 1 else c.label for c in components]
+def _short_label(component: Component) -> str:
+    """``component.label`` with path parameters shortened to their file name (no absolute paths in coordinates)."""
+    if not component.params:
+        return component.name
+    shown = [(k, PurePath(v).name if isinstance(v, str) and (k in _PATH_PARAMS or PurePath(v).is_absolute())
+              else v) for k, v in component.kwargs.items()]
+    return f"{component.name}[{','.join(f'{k}={v}' for k, v in shown)}]"
+
+
+def coordinate_labels(components: tuple[Component, ...] | list[Component],
+                      preferred: list[str | None] | None = None) -> list[str]:
+    """Cube coordinate labels: a ``label`` parameter when given, else ``preferred`` (what a component calls itself,
+    e.g. a model file's stem or a precomputed corruption's name), else the bare name where it is unique in the list
+    (``rise``), the name with its parameters where the same name appears twice (``rise[n_masks=100]``)."""
+    preferred = list(preferred) if preferred is not None else [None] * len(components)
+    names = [c.kwargs.get("label") or wish or c.name for c, wish in zip(components, preferred)]
+    labels = []
+    for component, name in zip(components, names):
+        if "label" in component.kwargs or names.count(name) == 1:
+            labels.append(str(name))
+        else:
+            labels.append(_short_label(component))
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise SpecError(f"{', '.join(duplicates)} would name two entries of the cube; give them distinct "
+                        f"`label:` parameters")
+    return labels
+
+
+class CleanOnly:
+    """The identity, standing in for the perturbation of a clean-only spec (``perturbations: []``): the cube then
+    holds one perturbation, ``clean``, with severity 0 only."""
+
+    name = CLEAN_ONLY
+    family = "none"
+    source = "none (clean images only)"
+    severities = ()
+
+    def __call__(self, images: torch.Tensor, severity: int, **kwargs: Any) -> torch.Tensor:
+        return images
+
+
+#: Methods that replace the gradient of particular module types (ReLU rules, LRP rules): they need the model's
+#: modules with their types, which neither TorchScript nor torch.export keeps.
+MODULE_TYPE_METHODS = frozenset({"deeplift", "deeplift_shap", "deep_lift_shap", "guided_backprop",
+                                 "guided_grad_cam", "lrp", "fullgrad"})
+_HOOK_LEVELS = {"none": 0, "forward": 1, "full": 2}
+
+
+def hooks_needed(method: Any) -> str:
+    """What ``method`` (an instance or a registered class) hooks: "none", "forward" (forward hooks on a layer, the
+    CAM family) or "full" (module-type rules). A method may say so itself with a ``needs_hooks`` attribute."""
+    declared = getattr(method, "needs_hooks", None)
+    if declared in _HOOK_LEVELS:
+        return declared
+    name, family = getattr(method, "name", ""), getattr(method, "family", "")
+    if name in MODULE_TYPE_METHODS or family == "relevance":
+        return "full"
+    if family == "cam" or isinstance(getattr(method, "layer", None), (str, torch.nn.Module)):
+        return "forward"
+    return "none"
+
+
+def check_method_support(model_name: str, support: str, methods: list[Any], labels: list[str],
+                         what: str = "") -> None:
+    """Refuse, before any work, methods that need hooks the model cannot give; name the methods that do work."""
+    level = _HOOK_LEVELS.get(support, 2)
+    refused = [label for label, method in zip(labels, methods) if _HOOK_LEVELS[hooks_needed(method)] > level]
+    if not refused:
+        return
+    usable = []
+    for name in registry.list_names("method"):
+        factory = registry.get("method", name)
+        if _HOOK_LEVELS[hooks_needed(factory)] <= level and not name.endswith("_ours"):
+            usable.append(name)
+    kind = what or {"none": "a TorchScript model", "forward": "a torch.export program"}.get(support, "this model")
+    why = ("TorchScript refuses forward hooks" if support == "none" else
+           "its modules have lost their types, so module-specific gradient rules cannot be attached")
+    raise InputError(f"model {model_name!r} is {kind}: {', '.join(refused)} cannot run on it ({why}). Methods "
+                     f"that do: {', '.join(usable)}. To use every method, load the state dict with its "
+                     f"architecture ({{name: file, path: ..., architecture: 'package.module:factory'}})")
 
 
 def data_fingerprint(data: ImageSet) -> str:
@@ -59,6 +142,26 @@ def data_fingerprint(data: ImageSet) -> str:
     for tensor in (data.images, data.labels, data.sample_ids):
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def model_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
+    """Model coordinates: a model file is named by its file name without suffix (``resnet18.pt`` → ``resnet18``)."""
+    stems = [PurePath(str(c.kwargs["path"])).stem if c.name == "file" and "path" in c.kwargs else None
+             for c in components]
+    return coordinate_labels(components, stems)
+
+
+def perturbation_labels(components: tuple[Component, ...] | list[Component]) -> list[str]:
+    """Perturbation coordinates: pre-corrupted files are named by their corruption (``gaussian_noise``), so the
+    ImageNet-C tables (mCE) apply; a clean-only spec has the one coordinate ``clean``."""
+    if not components:
+        return [CLEAN_ONLY]
+    corruptions = [str(c.kwargs["corruption"]) if c.name == "precomputed" and "corruption" in c.kwargs else None
+                   for c in components]
+    return coordinate_labels(components, corruptions)
+
+
+_model_labels = model_labels
 
 
 @dataclass
@@ -95,13 +198,21 @@ class Plan:
             raise InputError(f"dataset {spec.dataset.name!r} has {len(data)} samples, the spec asks for "
                              f"n_samples={spec.n_samples}; lower n_samples")
         data = data.subset(slice(0, spec.n_samples))
-        perturbations = [_create("perturbation", c) for c in spec.perturbations]
+        perturbations: list[Any] = [_create("perturbation", c) for c in spec.perturbations] or [CleanOnly()]
         for component, perturbation in zip(spec.perturbations, perturbations):
             missing = sorted(set(spec.severities) - set(perturbation.severities))
             if missing:
                 raise InputError(f"perturbation {component.label!r} has no severities {missing}; its severities "
                                  f"are {tuple(perturbation.severities)}")
         methods = [_create("method", c) for c in spec.methods]
+        labels = coordinate_labels(spec.methods)
+        for component, name in zip(spec.models, _model_labels(spec.models)):
+            if component.name == "file" and component.name not in models and "path" in component.kwargs:
+                from ..models.formats import FORMAT_HOOKS, sniff_format
+
+                fmt = component.kwargs.get("format", "auto")
+                kind = sniff_format(component.kwargs["path"]) if fmt == "auto" else fmt
+                check_method_support(name, FORMAT_HOOKS.get(kind, "full"), methods, labels)
         metrics: list[Metric] = []
         model_metrics: list[ModelMetric] = []
         scopes: list[str] = []
@@ -141,11 +252,16 @@ class Plan:
 
     @property
     def perturbation_names(self) -> list[str]:
-        return coordinate_labels(self.spec.perturbations)
+        return perturbation_labels(self.spec.perturbations)
+
+    @property
+    def severities(self) -> tuple[int, ...]:
+        """Severities ≥ 1 of the cube: none for a clean-only spec."""
+        return self.spec.severities if self.spec.perturbations else ()
 
     @property
     def model_names(self) -> list[str]:
-        return coordinate_labels(self.spec.models)
+        return _model_labels(self.spec.models)
 
     @property
     def sample_chunk(self) -> int:
@@ -166,8 +282,16 @@ class Plan:
         component = self.spec.models[index]
         if component.name in self.model_overrides:
             model = self.model_overrides[component.name]
+            if "normalize" in component.kwargs:  # declared in the spec for a module passed to evaluate()
+                from ..models.formats import wrap_user_module
+
+                model = wrap_user_module(model, component.kwargs["normalize"])
         else:
             model = _create("model", component)
+        from ..models.wrappers import is_scripted
+
+        support = "none" if is_scripted(model) else getattr(model, "hook_support", "full")
+        check_method_support(self.model_names[index], support, self.methods, self.method_names)
         return model.to(self.device).eval()
 
     def variables(self) -> dict[str, VariableSpec]:
@@ -230,9 +354,12 @@ class Plan:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "schema_version": SCHEMA_VERSION,
             "class_names": json.dumps(list(self.data.class_names)),
-            "dataset": self.spec.dataset.label,
+            "dataset": _short_label(self.spec.dataset),
+            "perturbation_sources": json.dumps({name: getattr(p, "source", "computed on the fly")
+                                                for name, p in zip(self.perturbation_names, self.perturbations)}),
             "attribution_target": self.target,
         }
 
 
-__all__ = ["Plan", "TARGETS", "data_fingerprint", "resolve_device"]
+__all__ = ["CLEAN_ONLY", "CleanOnly", "Plan", "TARGETS", "check_method_support", "coordinate_labels",
+           "data_fingerprint", "hooks_needed", "model_labels", "perturbation_labels", "resolve_device"]

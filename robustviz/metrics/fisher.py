@@ -287,16 +287,27 @@ def lanczos(model: torch.nn.Module, images: torch.Tensor, *, seeds: torch.Tensor
     return FisherResult(estimate.clamp_min(0.0), operator.passes, iterations)
 
 
+def count_classes(model: torch.nn.Module, images: torch.Tensor) -> int:
+    """The model's number of classes: ``model.num_classes`` when set, else the width of one forward pass on one
+    image (a model without the attribute — TorchScript, torch.export, a plain module — is not assumed small)."""
+    declared = getattr(model, "num_classes", None)
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+        return declared
+    with torch.no_grad():
+        return int(model(images[:1]).shape[-1])
+
+
 def fisher_lmax(model: torch.nn.Module, images: torch.Tensor, *, mode: str = "auto",
                 seeds: torch.Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
-                step: float = 1e-3, jvp: str = "double-backward") -> FisherResult:
+                step: float = 1e-3, jvp: str = "double-backward", n_classes: int | None = None) -> FisherResult:
     """Largest eigenvalue of the input Fisher information per sample (see the module docstring for the modes;
-    ``"auto"`` picks ``"exact"`` up to 64 classes and ``"lanczos"`` above)."""
+    ``"auto"`` picks ``"exact"`` up to 64 classes and ``"lanczos"`` above). ``n_classes`` saves ``"auto"`` the
+    look-up (:func:`count_classes`) when the caller knows it (e.g. from logits already computed)."""
     if mode not in MODES:
         raise InputError(f"fisher_lmax: mode must be one of {MODES}, got {mode!r}")
     if mode == "auto":
-        n_classes = getattr(model, "num_classes", None)
-        mode = "exact" if n_classes is None or n_classes <= AUTO_EXACT_MAX_CLASSES else "lanczos"
+        n_classes = n_classes if n_classes is not None else count_classes(model, images)
+        mode = "exact" if n_classes <= AUTO_EXACT_MAX_CLASSES else "lanczos"
     if mode in ("power", "lanczos"):
         solver = power_iteration if mode == "power" else lanczos
         return solver(model, images, seeds=seeds, max_iter=max_iter, tol=tol, jvp=jvp)
@@ -325,8 +336,11 @@ class FisherLmax(_FisherMetric):
     name = "fisher_lmax"
 
     def compute(self, context: MetricContext) -> torch.Tensor:
+        logits = getattr(context, "logits", None)
+        n_classes = int(logits.shape[-1]) if isinstance(logits, torch.Tensor) and logits.ndim == 2 else None
         return fisher_lmax(context.model, context.images, mode=self.mode, seeds=context.seeds,
-                           max_iter=self.max_iter, tol=self.tol, step=self.step, jvp=self.jvp).values
+                           max_iter=self.max_iter, tol=self.tol, step=self.step, jvp=self.jvp,
+                           n_classes=n_classes).values
 
 
 @register("metric", "fisher_trace")
@@ -345,6 +359,6 @@ class FisherTrace(_FisherMetric):
         return fisher_trace(context.model, context.images, mode=self.mode, step=self.step).values
 
 
-__all__ = ["JVP_MODES", "MODES", "FisherLmax", "FisherResult", "FisherTrace", "Linearisation",
+__all__ = ["JVP_MODES", "MODES", "FisherLmax", "FisherResult", "FisherTrace", "Linearisation", "count_classes",
            "finite_difference_jacobian", "fisher_lmax", "fisher_spectrum", "fisher_trace", "fisher_vector_product",
            "input_jacobian", "lanczos", "power_iteration"]

@@ -18,7 +18,7 @@ from torch import nn
 from .._optional import require
 from ..registry import register
 from ..validation import InputError
-from .wrappers import IMAGENET_MEAN, IMAGENET_STD, NormalizedModel, resolve_layer
+from .wrappers import IMAGENET_MEAN, IMAGENET_STD, NormalizedModel, is_scripted, resolve_layer
 from .zoo import ARCHITECTURES, resolve_device
 
 CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -29,17 +29,28 @@ def guess_cam_layer(model: nn.Module) -> nn.Module | None:
     """A sensible CAM layer for a CNN: ``model.cam_layer`` if set, else the last top-level child that contains a
     convolution (``layer4`` of a ResNet, ``features`` of VGG/DenseNet/MobileNet/EfficientNet/ConvNeXt).
 
-    Returns None when no child holds a convolution (e.g. an MLP); transformers need an explicit layer whose output
+    Returns None for TorchScript models and when no child holds a convolution (e.g. an MLP); transformers need an explicit layer whose output
     is a spatial map (see :class:`~robustviz.models.zoo.TokensToMap`).
     """
+    if is_scripted(model):
+        return None  # TorchScript refuses hooks: no layer can be a CAM layer
     existing = getattr(model, "cam_layer", None)
     if isinstance(existing, nn.Module):
         return existing
     chosen = None
     for _, child in model.named_children():
-        if any(isinstance(module, nn.Conv2d) for module in child.modules()):
+        if any(_is_convolution(module) for module in child.modules()):
             chosen = child
     return chosen
+
+
+def _is_convolution(module: nn.Module) -> bool:
+    """An ``nn.Conv2d``, or a module holding a 4-D ``weight`` (the conv of an unflattened torch.export program,
+    which has lost its type)."""
+    if isinstance(module, nn.Conv2d):
+        return True
+    weight = dict(module.named_parameters(recurse=False)).get("weight")
+    return isinstance(weight, torch.Tensor) and weight.ndim == 4
 
 
 def _wrap(model: nn.Module, mean: Sequence[float] | None, std: Sequence[float] | None,
@@ -54,6 +65,9 @@ def _wrap(model: nn.Module, mean: Sequence[float] | None, std: Sequence[float] |
         if count is None:  # the last Linear layer's width is the number of classes
             linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
             count = linears[-1].out_features if linears else None
+        if count is None:  # TorchScript / torch.export: types are gone, the last 2-D weight is the classifier's
+            matrices = [p for name, p in model.named_parameters() if name.endswith("weight") and p.ndim == 2]
+            count = matrices[-1].shape[0] if matrices else None
         if count is not None:
             wrapped.class_names = [str(index) for index in range(int(count))]
             wrapped.num_classes = int(count)

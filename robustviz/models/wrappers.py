@@ -16,6 +16,15 @@ from ..validation import InputError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: Named input normalisations a spec may declare (``normalize: imagenet``); ``none`` means the model takes [0, 1].
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "none": ((0.0,), (1.0,)),
+}
+#: What a model lets explanation methods hook: every module ("full": a plain ``nn.Module``), forward hooks on named
+#: submodules whose types are gone ("forward": a ``torch.export`` program, unflattened), or nothing ("none":
+#: TorchScript, whose modules refuse ``register_forward_hook``).
+HOOK_SUPPORT = ("full", "forward", "none")
 
 
 def _channel_constant(values: float | Sequence[float], name: str) -> torch.Tensor:
@@ -27,8 +36,48 @@ def _channel_constant(values: float | Sequence[float], name: str) -> torch.Tenso
     return tensor.reshape(1, -1, 1, 1)
 
 
+def parse_normalization(value: object) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """``(mean, std)`` from a declared normalisation: a name in :data:`NORMALIZATIONS` (``"imagenet"``,
+    ``"none"``/None), or a mapping ``{"mean": [...], "std": [...]}`` (one number per channel, or one for all)."""
+    if value is None or value is False:
+        value = "none"
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key not in NORMALIZATIONS:
+            raise InputError(f"unknown normalize {value!r}; use one of {sorted(NORMALIZATIONS)} or "
+                             f"{{mean: [r, g, b], std: [r, g, b]}}")
+        return NORMALIZATIONS[key]
+    if isinstance(value, dict) and set(value) == {"mean", "std"}:
+        mean = tuple(float(v) for v in torch.as_tensor(value["mean"], dtype=torch.float64).reshape(-1).tolist())
+        std = tuple(float(v) for v in torch.as_tensor(value["std"], dtype=torch.float64).reshape(-1).tolist())
+        _channel_constant(mean, "mean"), _channel_constant(std, "std")
+        return mean, std
+    raise InputError(f"normalize must be 'imagenet', 'none' or {{mean: [...], std: [...]}}, got {value!r}")
+
+
+def describe_normalization(mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor) -> str:
+    """A short human description: ``imagenet``, ``none`` or ``mean=[…] std=[…]``."""
+    mean_list = [round(float(v), 4) for v in torch.as_tensor(mean).reshape(-1)]
+    std_list = [round(float(v), 4) for v in torch.as_tensor(std).reshape(-1)]
+    for name, (ref_mean, ref_std) in NORMALIZATIONS.items():
+        if mean_list == [round(v, 4) for v in ref_mean] and std_list == [round(v, 4) for v in ref_std]:
+            return name
+    if set(mean_list) == {0.0} and set(std_list) == {1.0}:
+        return "none"
+    return f"mean={mean_list} std={std_list}"
+
+
+def is_scripted(model: nn.Module) -> bool:
+    """True for a TorchScript module (``torch.jit.script``/``trace``/``load``): hooks are not supported on it."""
+    return isinstance(model, torch.jit.ScriptModule)
+
+
 def resolve_layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
     """``layer`` itself when it is a submodule of ``model``, or the submodule named by a dotted path ("layer4.1")."""
+    if is_scripted(model):
+        raise InputError("a TorchScript model has no hookable layers (TorchScript refuses forward hooks), so it "
+                         "cannot have a cam_layer; load its state dict with the architecture, or a torch.export "
+                         "program, to use CAM methods")
     if isinstance(layer, str):
         try:
             return model.get_submodule(layer)
@@ -52,7 +101,8 @@ class NormalizedModel(nn.Module):
 
     def __init__(self, model: nn.Module, mean: float | Sequence[float] = IMAGENET_MEAN,
                  std: float | Sequence[float] = IMAGENET_STD, *, cam_layer: nn.Module | str | None = None,
-                 class_names: Sequence[str] | None = None):
+                 class_names: Sequence[str] | None = None, normalization_declared: bool = True,
+                 hook_support: str | None = None):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise InputError(f"NormalizedModel wraps an nn.Module, got {type(model).__name__}")
@@ -64,6 +114,15 @@ class NormalizedModel(nn.Module):
         names = class_names if class_names is not None else getattr(model, "class_names", None)
         self.class_names = None if names is None else list(names)
         self.num_classes = len(self.class_names) if self.class_names is not None else getattr(model, "num_classes", None)
+        #: How the [0, 1] input is normalised ("imagenet", "none", "mean=… std=…"), and whether the user said so
+        #: (the clean-accuracy check names an undeclared normalisation as the likely culprit).
+        self.normalization = describe_normalization(self.mean, self.std)
+        self.normalization_declared = bool(normalization_declared)
+        if hook_support is None:
+            hook_support = "none" if is_scripted(model) else getattr(model, "hook_support", "full")
+        if hook_support not in HOOK_SUPPORT:
+            raise InputError(f"hook_support must be one of {HOOK_SUPPORT}, got {hook_support!r}")
+        self.hook_support = hook_support
 
     @property
     def cam_layer(self) -> nn.Module | None:
@@ -106,4 +165,5 @@ def attach_metadata(model: nn.Module, *, cam_layer: nn.Module | str | None = Non
     return model
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "NormalizedModel", "attach_metadata", "resolve_layer"]
+__all__ = ["HOOK_SUPPORT", "IMAGENET_MEAN", "IMAGENET_STD", "NORMALIZATIONS", "NormalizedModel", "attach_metadata",
+           "describe_normalization", "is_scripted", "parse_normalization", "resolve_layer"]

@@ -3,7 +3,12 @@
 ``PrecomputedCorruption(root, corruption, layout=...)`` returns, for each sample id, the stored corrupted image at
 the requested severity instead of computing one — so a run can use the official benchmark files while the engine
 treats them like any other perturbation. The clean images must come from the same dataset in the same order
-(sample id = position in the layout's ordering below), at the same size.
+(sample id = position in the layout's ordering below), at the same size — the ``folder`` dataset numbers its
+samples the same way (``resize: 256, crop: 224`` reproduces ImageNet-C's preprocessing of the validation set).
+
+In the cube the perturbation is named by its corruption (``gaussian_noise``), so ``ds.rv.mce()`` works on such
+cubes; the ``perturbation_sources`` attr records that it was read from files. Give ``label:`` in the spec to keep
+it apart from the on-the-fly corruption of the same name in one cube.
 
 Layouts:
 
@@ -55,7 +60,10 @@ class PrecomputedCorruption(Perturbation):
         if layout not in LAYOUTS:
             raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.root, self.corruption, self.layout = Path(root), str(corruption), layout
-        self.name = f"precomputed.{self.corruption}"  # instance name: keeps the cube's coordinate distinct
+        # the cube names the perturbation by its corruption, so ImageNet-C tables (mCE) apply; that it came from
+        # files is provenance, kept in the cube's ``perturbation_sources`` attr
+        self.name = self.coordinate = self.corruption
+        self.source = f"precomputed files ({layout} layout)"
         self.family = _family(self.corruption)
         if not self.root.is_dir():
             raise InputError(f"{self.root} is not a directory; pass the folder that holds the {layout} files")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,79 @@ def test_skimage_samples_match_independent_resize():
 def test_skimage_registry_entry_truncates():
     data = robustviz.registry.create("dataset", "skimage", n_samples=3, image_size=16)
     assert data.labels.tolist() == [0, 1, 2] and data.images.shape == (3, 3, 16, 16)
+
+
+# -- lazy reading, ImageNet transforms, subsets and class maps -------------------------------------------------------
+def _count_opens(monkeypatch):
+    import PIL.Image
+
+    opened = []
+    original = PIL.Image.open
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(PIL.Image, "open", counting)
+    return opened
+
+
+def test_folder_loader_opens_only_the_chosen_images(tmp_path, monkeypatch):
+    _write_tree(tmp_path, sizes=((12, 10),) * 10, classes=("a", "b", "c"))
+    opened = _count_opens(monkeypatch)
+    data = robustviz.registry.create("dataset", "folder", root=tmp_path, n_samples=4)
+    assert len(opened) == 4 and len(data) == 4  # 30 files listed, 4 decoded
+    assert data.sample_ids.tolist() == [0, 1, 2, 3]
+    opened.clear()
+    balanced = robustviz.registry.create("dataset", "folder", root=tmp_path, n_samples=5, subset="balanced")
+    assert len(opened) == 5
+    # classes in turn: a0, b0, c0, a1, b1 → positions 0, 10, 20, 1, 11 in the sorted listing (ids kept)
+    assert balanced.sample_ids.tolist() == [0, 1, 10, 11, 20]
+    assert balanced.labels.tolist() == [0, 0, 1, 1, 2]
+
+
+def test_resize_and_centre_crop_match_explicit_pil_reference(tmp_path):
+    generator = np.random.default_rng(3)
+    (tmp_path / "x").mkdir()
+    tall = generator.integers(0, 256, size=(300, 257, 3), dtype=np.uint8)  # H > W
+    wide = generator.integers(0, 256, size=(231, 340, 3), dtype=np.uint8)  # W > H
+    Image.fromarray(tall).save(tmp_path / "x" / "0.png")
+    Image.fromarray(wide).save(tmp_path / "x" / "1.png")
+    data = load_image_folder(tmp_path, resize=256, crop=224)
+    assert data.images.shape == (2, 3, 224, 224)
+    # reference, written out: shorter side 256 (torchvision: long = int(256 * long / short)), bilinear PIL resize,
+    # crop offsets round((size - 224) / 2)
+    for index, (array, new_size) in enumerate(((tall, (256, int(256 * 300 / 257))), (wide, (int(256 * 340 / 231),
+                                                                                            256)))):
+        resized = np.asarray(Image.fromarray(array).resize(new_size, Image.BILINEAR))
+        top, left = int(round((resized.shape[0] - 224) / 2)), int(round((resized.shape[1] - 224) / 2))
+        expected = resized[top:top + 224, left:left + 224]
+        assert torch.equal(data.images[index], torch.from_numpy(expected.copy()).permute(2, 0, 1).float() / 255)
+    with pytest.raises(InputError, match="smaller than crop 400×400"):
+        load_image_folder(tmp_path, crop=400)
+
+
+def test_class_map_forms(tmp_path):
+    _write_tree(tmp_path, classes=("n02", "n01"))  # sorted: n01 (label 0), n02 (label 1)
+    by_dict = load_image_folder(tmp_path, class_map={"n01": 7, "n02": 3})
+    assert by_dict.labels.tolist() == [7, 7, 7, 3, 3, 3]
+    assert by_dict.metadata["label_space"] == "model" and by_dict.class_names[7] == "n01"
+    by_list = load_image_folder(tmp_path, class_map=["a", "n02", "b", "n01"])
+    assert by_list.labels.tolist() == [3, 3, 3, 1, 1, 1] and len(by_list.class_names) == 4
+    synsets = tmp_path.parent / f"{tmp_path.name}_synsets.txt"
+    synsets.write_text("n00 zero\nn01 tench, Tinca tinca\nn02 goldfish\n")
+    by_file = load_image_folder(tmp_path, class_map=synsets)
+    assert by_file.labels.tolist() == [1, 1, 1, 2, 2, 2] and by_file.class_names == ["zero", "tench, Tinca tinca",
+                                                                                      "goldfish"]
+    index_json = tmp_path.parent / f"{tmp_path.name}_index.json"
+    index_json.write_text(json.dumps({"0": ["n02", "goldfish"], "1": ["n09", "x"], "2": ["n01", "tench"]}))
+    assert load_image_folder(tmp_path, class_map=index_json).labels.tolist() == [2, 2, 2, 0, 0, 0]
+    assert load_image_folder(tmp_path, class_map=[5, 6]).labels.tolist() == [5, 5, 5, 6, 6, 6]
+    with pytest.raises(InputError, match=r"no entry for the dataset classes \['n02'\]"):
+        load_image_folder(tmp_path, class_map={"n01": 1})
+    with pytest.raises(InputError, match=r"\['n01'\] are not in the class_map's 2 model classes"):
+        load_image_folder(tmp_path, class_map=["n02", "n03"])
+    with pytest.raises(InputError, match="same model index"):
+        load_image_folder(tmp_path, class_map={"n01": 1, "n02": 1})
+    with pytest.raises(InputError, match="one model index per class"):
+        load_image_folder(tmp_path, class_map=[1, 2, 3])

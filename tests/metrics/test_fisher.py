@@ -197,3 +197,36 @@ def test_bad_inputs_are_clear_errors():
         robustviz.create("metric", "fisher_trace", mode="power")
     with pytest.raises(InputError, match="shape of images"):
         fisher_vector_product(model, images, torch.zeros(2, 3))
+
+
+def test_auto_mode_counts_classes_with_one_forward_when_the_model_does_not_say():
+    """Issue 16: a 100-class model without ``num_classes`` used to get the exact method (101 passes)."""
+    from robustviz.metrics.fisher import count_classes
+
+    model = tiny_model(num_classes=70)  # above the 64-class limit of the exact method
+    del model.num_classes
+    images = images_for(2)
+    calls = []
+    handle = model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    try:
+        assert count_classes(model, images) == 70 and calls == [1]  # one forward of one image
+    finally:
+        handle.remove()
+    auto = fisher_lmax(model, images, mode="auto", seeds=derive_seeds(0, [0, 1]), max_iter=12)
+    lanczos_result = fisher_lmax(model, images, mode="lanczos", seeds=derive_seeds(0, [0, 1]), max_iter=12)
+    assert torch.equal(auto.values, lanczos_result.values) and auto.model_passes == lanczos_result.model_passes
+    assert auto.model_passes < 70
+    small = tiny_model(num_classes=5)
+    del small.num_classes
+    exact = fisher_lmax(small, images, mode="exact")
+    assert torch.equal(fisher_lmax(small, images, mode="auto").values, exact.values)
+    # the metric takes K from the logits the engine already computed: no extra forward
+    context = MetricContext(model=model, images=images, logits=model(images).detach(),
+                            seeds=derive_seeds(0, [0, 1]))
+    calls.clear()
+    handle = model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    try:
+        values = robustviz.create("metric", "fisher_lmax", max_iter=12)(context)
+    finally:
+        handle.remove()
+    assert 1 not in calls and torch.allclose(values.double(), auto.values.double(), rtol=1e-5)
