@@ -9,6 +9,7 @@ size, on the order of regions, on resuming, or on which worker computed them.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -24,6 +25,7 @@ from ..rng import derive_seeds
 from ..spec import EvaluationSpec
 from ..validation import InputError
 from .plan import Plan
+from .scoping import DegenerateMetricWarning
 from .store import CubeStore
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
@@ -46,6 +48,25 @@ def _padded_blocks(count: int, block: int = BLOCK) -> Iterator[tuple[slice, torc
         if len(index) < block:
             index = torch.cat([index, index[:1].repeat(block - len(index))])
         yield part, index
+
+
+def _n_blocks(count: int, block: int = BLOCK) -> int:
+    return -(-count // block)
+
+
+def region_steps(plan: Plan, chunk: int, *, with_clean: bool) -> int:
+    """Progress steps of one region (the unit of the per-region progress bar): perturbation batches, forward
+    blocks, method blocks and metric blocks; ``with_clean`` adds the chunk's clean pass when it is not cached."""
+    n = plan.chunk_slice(chunk).stop - plan.chunk_slice(chunk).start
+    k = len(plan.spec.severities)
+    per_method = [sum(flags) if metric.per_method else 1 for metric, flags in zip(plan.metrics, plan.metric_methods)]
+    clean_metric = sum(per_method)
+    perturbed_metric = sum(c for c, scope in zip(per_method, plan.metric_scopes) if scope == "all")
+    steps = k * _n_blocks(n, plan.spec.batch_size) + _n_blocks(k * n, FORWARD_BLOCK)
+    steps += _n_blocks(k * n) * (len(plan.methods) + perturbed_metric)
+    if with_clean:
+        steps += _n_blocks(n, FORWARD_BLOCK) + _n_blocks(n) * (len(plan.methods) + clean_metric)
+    return steps
 
 
 def _take(value: Any, index: torch.Tensor, count: int) -> Any:
@@ -82,6 +103,12 @@ class RegionComputer:
         self._model_index: int | None = None
         self._model: torch.nn.Module | None = None
         self._clean: dict[int, CleanPass] = {}
+        #: Called once per progress step (see :func:`region_steps`): a perturbation batch, a forward block, a
+        #: method or metric block. The evaluator points it at the per-region progress bar.
+        self.tick: Callable[[], None] = lambda: None
+
+    def has_clean(self, model_index: int, chunk: int) -> bool:
+        return self._model_index == model_index and chunk in self._clean
 
     # -- models and clean passes ---------------------------------------------------------------------------------
     def model(self, index: int) -> torch.nn.Module:
@@ -99,6 +126,7 @@ class RegionComputer:
             with torch.no_grad():
                 for part, index in _padded_blocks(images.shape[0], FORWARD_BLOCK):
                     blocks.append(model(images[index.to(images.device)])[: part.stop - part.start].float())
+                    self.tick()
             return torch.cat(blocks)
         except RuntimeError as error:
             name = self.plan.model_names[self._model_index or 0]
@@ -116,10 +144,12 @@ class RegionComputer:
         maps = []
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
-            maps.append(torch.cat([
-                method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
-                                 seeds=seeds[index])[: part.stop - part.start]
-                for part, index in _padded_blocks(images.shape[0])]))
+            blocks = []
+            for part, index in _padded_blocks(images.shape[0]):
+                blocks.append(method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
+                                               seeds=seeds[index])[: part.stop - part.start])
+                self.tick()
+            maps.append(torch.cat(blocks))
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -165,7 +195,7 @@ class RegionComputer:
             "confidence": probs.max(1).values.cpu().numpy().astype(np.float32),
         }
         target = logits.argmax(1) if plan.target == "pred" else repeat(clean.target)
-        for name, metric, scope in zip(plan.metric_names, plan.metrics, plan.metric_scopes):
+        for j, (name, metric, scope) in enumerate(zip(plan.metric_names, plan.metrics, plan.metric_scopes)):
             if scope == "clean" and severities != [0]:
                 shape = (len(plan.methods), k * n) if metric.per_method else (k * n,)
                 flat[name] = np.full(shape, np.nan, dtype=np.float32)
@@ -180,8 +210,11 @@ class RegionComputer:
                                  severity=severities[0] if k == 1 else -1)
             if metric.per_method:
                 values = []
-                for label, method, maps, clean_maps in zip(plan.method_names, plan.methods, attributions,
-                                                           clean.attributions):
+                for label, method, maps, clean_maps, computed in zip(plan.method_names, plan.methods, attributions,
+                                                                     clean.attributions, plan.metric_methods[j]):
+                    if not computed:  # scoped out: missing, never 0
+                        values.append(np.full(k * n, np.nan, dtype=np.float32))
+                        continue
                     base.method, base.attributions, base.clean_attributions = method, maps, repeat(clean_maps)
                     base.method_seeds = repeat(self._method_seeds(clean.sample_ids, label))
                     values.append(self._metric_batches(metric, base))
@@ -209,6 +242,7 @@ class RegionComputer:
             block = MetricContext(**{name: value if name == "model" else _take(value, index, count)
                                      for name, value in vars(context).items()})
             results.append(metric(block).cpu().numpy()[: part.stop - part.start])
+            self.tick()
         return np.concatenate(results).astype(np.float32)
 
     # -- a whole region -------------------------------------------------------------------------------------------
@@ -222,10 +256,12 @@ class RegionComputer:
         perturbed = []
         for severity in plan.spec.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
-            images = torch.cat([
-                perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
-                             labels=clean.labels[part], sample_ids=clean.sample_ids[part])
-                for part in _batches(clean.images.shape[0], plan.spec.batch_size)])
+            batches = []
+            for part in _batches(clean.images.shape[0], plan.spec.batch_size):
+                batches.append(perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
+                                            labels=clean.labels[part], sample_ids=clean.sample_ids[part]))
+                self.tick()
+            images = torch.cat(batches)
             low, high = torch.aminmax(images)
             if not (float(low) >= 0.0 and float(high) <= 1.0):  # NaN fails both comparisons
                 raise RuntimeError(f"perturbation {label!r} at severity {severity} produced NaN/inf "
@@ -257,10 +293,11 @@ class RegionComputer:
         return out
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str, *, unit: str = "region", position: int = 0,
+              leave: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="region", leave=True)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit=unit, leave=leave, position=position)
 
 
 def build_template(plan: Plan) -> xr.Dataset:
@@ -299,6 +336,8 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
     if isinstance(spec, (str, os.PathLike)):
         spec = EvaluationSpec.from_yaml(Path(spec))
     plan = Plan.from_spec(spec, data=data, models=models)
+    for message in plan.warnings:
+        warnings.warn(message, DegenerateMetricWarning, stacklevel=2)
     template = build_template(plan)
     if client is not None:
         if store is None:
@@ -352,12 +391,17 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
     todo = pending_regions(plan, sink.done_mask())
     model_done = sink.model_done_mask()
     model_todo = [m for m in range(len(plan.spec.models)) if plan.model_metrics and not model_done[m]]
-    with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar:
+    with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar, \
+            _progress(0, progress, "", unit="step", position=1, leave=False) as inner:
+        computer.tick = inner.update
         for model_index in range(len(plan.spec.models)):
             if model_index in model_todo:
                 sink.write_model(model_index, computer.model_level(model_index))
                 bar.update()
             for key in [k for k in todo if k[0] == model_index]:
+                inner.reset(total=region_steps(plan, key[2], with_clean=not computer.has_clean(key[0], key[2])))
+                inner.set_description(f"{plan.model_names[key[0]]} × {plan.perturbation_names[key[1]]}",
+                                      refresh=False)
                 sink.write_region(key[0], key[1], key[2], plan.chunk_slice(key[2]), computer.region(*key))
                 bar.update()
                 if on_region is not None:
