@@ -1,0 +1,390 @@
+"""What a spec will cost before it runs: model passes and time per component (``robustviz run --dry-run``).
+
+Counts come from the plan and from *probes*: each component is called once on one real block (the engine's
+:data:`~robustviz.evaluate.engine.BLOCK` images of the dataset) of the real model while a :class:`PassCounter`
+counts the images that go forward and backward through the model. The engine makes the same call on every block,
+so probe × blocks is the run's count. A component whose cost grows with one parameter (RISE's ``n_masks``, IG's
+``n_steps``, max-sensitivity's ``n_samples`` …, :data:`SCALE_PARAMS`) is probed at 1 and 2 (all such parameters
+of a metric × method pair together, a bilinear fit from 4 probes) and extrapolated, which is exact for costs
+affine in each parameter; the others are probed at their real settings.
+
+Time: a probe's own wall time (what one block costs, including work outside the model) plus, for extrapolated
+components, the extra passes at the model's calibrated cost per image (one forward and one forward + backward of a
+block, timed here). Model-level analyses (I-ASIDE) are probed on one block of samples and scaled by the samples they
+use. Not counted: loading the model and data, writing the store (small next to the model at 224 px).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from .. import registry
+from ..data.base import ImageSet
+from ..metrics.base import MetricContext
+from ..rng import derive_seeds
+from ..spec import Component, EvaluationSpec
+from .engine import BLOCK, FORWARD_BLOCK, _n_blocks, _padded_blocks
+from .plan import ENGINE_PARAMS, Plan, with_preset
+
+#: The parameter a component's cost grows with (linearly): probed at 1 and 2, extrapolated to the spec's value.
+SCALE_PARAMS = {
+    ("method", "rise"): ("n_masks", 6000), ("method", "integrated_gradients"): ("n_steps", 32),
+    ("method", "smoothgrad"): ("nt_samples", 16), ("method", "gradient_shap"): ("n_samples", 16),
+    ("metric", "max_sensitivity"): ("n_samples", 10), ("metric", "max_sensitivity_quantus"): ("n_samples", 200),
+    ("metric", "local_lipschitz"): ("n_samples", 200),
+}
+KINDS = ("predictions", "perturbation", "method", "metric", "fisher", "iaside", "model-metric")
+
+
+class PassCounter:
+    """Counts the images (and calls) that go forward and backward through ``model`` while active.
+
+    A forward hook adds each call's batch size; when the output carries a graph, a hook on it counts the backward
+    pass that reaches it (``torch.autograd.grad`` or ``.backward``). Use as a context manager.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.forward_images = self.forward_calls = self.backward_images = self.backward_calls = 0
+        self._handle: Any = None
+
+    def _on_forward(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        first = inputs[0] if isinstance(inputs, tuple) and inputs else inputs
+        count = first.shape[0] if isinstance(first, torch.Tensor) and first.ndim else 1
+        self.forward_calls += 1
+        self.forward_images += count
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            output.register_hook(self._on_backward)
+
+    def _on_backward(self, grad: torch.Tensor) -> None:
+        self.backward_calls += 1
+        self.backward_images += grad.shape[0] if grad.ndim else 1
+
+    def counts(self) -> np.ndarray:
+        return np.array([self.forward_images, self.backward_images, self.forward_calls, self.backward_calls], float)
+
+    def __enter__(self) -> "PassCounter":
+        self._handle = self.model.register_forward_hook(self._on_forward)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._handle.remove()
+
+
+@dataclass
+class ComponentCost:
+    """One row of the estimate: a component on one model, its passes (images) and estimated seconds."""
+
+    model: str
+    kind: str
+    name: str
+    forwards: float
+    backwards: float
+    seconds: float
+    how: str  # "probed", "extrapolated from n_masks=1,2", …
+
+
+@dataclass
+class CostEstimate:
+    """The estimate of a whole spec; ``str()`` is the dry-run table."""
+
+    rows: list[ComponentCost]
+    calibration: dict[str, dict[str, float]]  # per model: seconds per forward/backward image and per call
+    max_hours: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(r.seconds for r in self.rows))
+
+    @property
+    def total_forwards(self) -> float:
+        return float(sum(r.forwards for r in self.rows))
+
+    @property
+    def total_backwards(self) -> float:
+        return float(sum(r.backwards for r in self.rows))
+
+    @property
+    def exceeds_limit(self) -> bool:
+        return self.max_hours is not None and self.total_seconds > self.max_hours * 3600
+
+    def table(self, by: tuple[str, ...] = ("kind", "name")):
+        """A pandas DataFrame of passes and seconds grouped ``by`` (columns of :class:`ComponentCost`)."""
+        import pandas as pd
+
+        frame = pd.DataFrame([vars(r) for r in self.rows])
+        if frame.empty:
+            return frame
+        grouped = frame.groupby(list(by), sort=False)[["forwards", "backwards", "seconds"]].sum().reset_index()
+        grouped["share"] = grouped["seconds"] / max(grouped["seconds"].sum(), 1e-12)
+        return grouped
+
+    def __str__(self) -> str:
+        table = self.table()
+        lines = [f"{'component':<34} {'forward passes':>15} {'backward passes':>16} {'time':>10} {'share':>6}"]
+        for row in table.itertuples():
+            lines.append(f"{row.kind + ': ' + row.name:<34} {row.forwards:>15,.0f} {row.backwards:>16,.0f} "
+                         f"{_duration(row.seconds):>10} {row.share:>6.1%}")
+        lines.append(f"{'total':<34} {self.total_forwards:>15,.0f} {self.total_backwards:>16,.0f} "
+                     f"{_duration(self.total_seconds):>10}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        if self.exceeds_limit:
+            lines.append(f"warning: the estimated {_duration(self.total_seconds)} exceeds the limit of "
+                         f"{self.max_hours:g} h (limits.max_hours / --max-hours)")
+        return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.1f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _timed(function: Callable[[], Any], counter: PassCounter, *, repeat_below: float = 0.5
+           ) -> tuple[np.ndarray, float]:
+    """Counts and wall seconds of ``function()``; cheap calls run twice (the first may pay one-time setup)."""
+    with counter:
+        before = counter.counts()
+        started = time.perf_counter()
+        function()
+        seconds = time.perf_counter() - started
+        counts = counter.counts() - before
+        if seconds < repeat_below:
+            started = time.perf_counter()
+            function()
+            seconds = min(seconds, time.perf_counter() - started)
+    return counts, seconds
+
+
+def calibrate(model: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
+    """Seconds per forward image/call and per backward image/call of ``model`` on real-shaped ``images``, from
+    forward and forward + backward passes of 1 and ``len(images)`` images (best of two after a warm-up)."""
+    def best(batch: torch.Tensor, backward: bool) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            if backward:
+                inputs = batch.detach().clone().requires_grad_(True)
+                with torch.enable_grad():
+                    torch.autograd.grad(model(inputs).sum(), inputs)
+            else:
+                with torch.no_grad():
+                    model(batch)
+            times.append(time.perf_counter() - started)
+        return min(times[1:])
+
+    size = images.shape[0]
+    forward_1, forward_n = best(images[:1], False), best(images, False)
+    both_1, both_n = best(images[:1], True), best(images, True)
+    per_image = max((forward_n - forward_1) / max(size - 1, 1), forward_n / size * 0.5)
+    per_call = max(forward_1 - per_image, 0.0)
+    backward_image = max((both_n - both_1) / max(size - 1, 1) - per_image, per_image * 0.5)
+    backward_call = max(both_1 - forward_1 - backward_image, 0.0)
+    return {"forward_image": per_image, "forward_call": per_call, "backward_image": backward_image,
+            "backward_call": backward_call}
+
+
+def _pass_seconds(counts: np.ndarray, rates: Mapping[str, float]) -> float:
+    forward_images, backward_images, forward_calls, backward_calls = counts
+    return float(forward_images * rates["forward_image"] + forward_calls * rates["forward_call"]
+                 + backward_images * rates["backward_image"] + backward_calls * rates["backward_call"])
+
+
+def _scaled(kind: str, component: Component) -> tuple[str, int] | None:
+    entry = SCALE_PARAMS.get((kind, component.name))
+    if entry is None:
+        return None
+    param, default = entry
+    value = component.kwargs.get(param, default)
+    return (param, int(value)) if isinstance(value, int) and value > 2 else None
+
+
+def _create(kind: str, component: Component, **overrides: Any) -> Any:
+    engine_keys = ENGINE_PARAMS.get(kind, ())
+    params = {k: v for k, v in component.kwargs.items() if k not in engine_keys}
+    return registry.create(kind, component.name, **{**params, **overrides})
+
+
+def _grid(factors: list[tuple[str, int]]) -> Iterator[tuple[tuple[int, ...], float]]:
+    """Probe points (1 or 2 per scaled parameter) and their bilinear-extrapolation weights at the real values."""
+    for point in np.ndindex(*([2] * len(factors))):
+        weight = 1.0
+        for (_, value), index in zip(factors, point):
+            weight *= (2 - value) if index == 0 else (value - 1)  # Lagrange weights of the nodes 1 and 2
+        yield tuple(i + 1 for i in point), weight
+
+
+class _Prober:
+    """Probes of one model on one block of clean images."""
+
+    def __init__(self, plan: Plan, model: torch.nn.Module, rates: Mapping[str, float]):
+        self.plan, self.model, self.rates = plan, model, rates
+        data = plan.data
+        index = next(_padded_blocks(len(data)))[1]
+        self.images = data.images[index].to(plan.device)
+        self.labels = data.labels[index].to(plan.device)
+        self.sample_ids = data.sample_ids[index]
+        self.masks = None if data.masks is None else data.masks[index].to(plan.device)
+        self.counter = PassCounter(model)
+        with torch.no_grad():
+            self.logits = model(self.images).float()
+        self.target = self.logits.argmax(1)
+
+    def _measure(self, run: Callable[[Any], Any], factors: list[tuple[str, int]],
+                 prepare: Callable[[dict[str, int]], Any] = lambda overrides: overrides
+                 ) -> tuple[np.ndarray, float, str]:
+        """Counts and seconds of one engine call at the real parameter values (extrapolated when scaled);
+        ``prepare(overrides)`` builds the call's inputs outside the timing and the counting."""
+        if not factors:
+            state = prepare({})
+            counts, seconds = _timed(lambda: run(state), self.counter)
+            return counts, seconds, "probed"
+        total = np.zeros(4)
+        base_seconds = base_counts = None
+        for point, weight in _grid(factors):
+            state = prepare(dict(zip([f[0] for f in factors], point)))
+            counts, seconds = _timed(lambda: run(state), self.counter)
+            total += weight * counts
+            if base_seconds is None:
+                base_seconds, base_counts = seconds, counts
+        extra = _pass_seconds(total - base_counts, self.rates)
+        how = "extrapolated from " + ", ".join(f"{name}=1,2 to {value}" for name, value in factors)
+        return total, base_seconds + extra, how
+
+    def method(self, component: Component) -> tuple[np.ndarray, float, str]:
+        scaled = _scaled("method", component)
+        seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "method", component.label)
+
+        def prepare(overrides: dict[str, int]) -> Any:
+            return _create("method", component, **({scaled[0]: overrides[scaled[0]]} if scaled else {}))
+
+        return self._measure(lambda method: method.attribute(self.model, self.images, self.target, seeds=seeds),
+                             [scaled] if scaled else [], prepare)
+
+    def metric(self, component: Component, method_component: Component | None, reruns: bool
+               ) -> tuple[np.ndarray, float, str]:
+        """``reruns``: the metric calls the method itself (its cost then scales with the method's)."""
+        metric_scale = _scaled("metric", component)
+        method_scale = _scaled("method", method_component) if method_component is not None else None
+        factors = [f for f in (metric_scale, method_scale if reruns else None) if f]
+        seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "metric", component.name, "clean", 0)
+
+        def prepare(overrides: dict[str, int]) -> tuple[Any, MetricContext]:
+            metric = _create("metric", component,
+                             **({metric_scale[0]: overrides[metric_scale[0]]} if metric_scale else {}))
+            context = MetricContext(model=self.model, images=self.images, clean_images=self.images,
+                                    labels=self.labels, logits=self.logits, clean_logits=self.logits,
+                                    masks=self.masks, seeds=seeds, target=self.target, perturbation="clean")
+            if method_component is not None:
+                # the maps' values do not change the metric's cost: a method not re-run is made at scale 1
+                method = _create("method", method_component,
+                                 **({method_scale[0]: overrides.get(method_scale[0], 1)} if method_scale else {}))
+                method_seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "method", method_component.label)
+                maps = method.attribute(self.model, self.images, self.target, seeds=method_seeds)
+                context.method, context.attributions, context.clean_attributions = method, maps, maps
+                context.method_seeds = method_seeds
+            return metric, context
+
+        return self._measure(lambda state: state[0](state[1]), factors, prepare)
+
+    def perturbation(self, perturbation: Any, label: str, batch: int) -> tuple[np.ndarray, float]:
+        severities = self.plan.spec.severities
+        severity = severities[len(severities) // 2]
+        images = self.plan.data.images[:batch].to(self.plan.device)
+        labels = self.plan.data.labels[:batch].to(self.plan.device)
+        ids = self.plan.data.sample_ids[:batch]
+        seeds = derive_seeds(self.plan.spec.seed, ids, "perturbation", label, severity)
+        return _timed(lambda: perturbation(images, severity, seeds=seeds, model=self.model, labels=labels,
+                                           sample_ids=ids), self.counter)
+
+    def model_metric(self, metric: Any) -> tuple[np.ndarray, float, float]:
+        """Counts and seconds on one block of samples, and the factor to the samples the metric uses."""
+        count = len(self.plan.data)
+        used = min(count, getattr(metric, "n_samples", None) or count)
+        probe = min(used, BLOCK)
+        images, labels = self.plan.data.images[:probe].to(self.plan.device), self.plan.data.labels[:probe]
+        counts, seconds = _timed(lambda: metric.compute(self.model, images, labels.to(self.plan.device),
+                                                        seed=self.plan.spec.seed), self.counter)
+        return counts, seconds, used / probe
+
+
+def _block_multiplicities(plan: Plan) -> dict[str, float]:
+    """How often the engine calls each kind of thing for one model over the whole run (a fresh store)."""
+    k, n_perturbations = len(plan.spec.severities), len(plan.spec.perturbations)
+    clean_blocks = perturbed_blocks = forward_calls = perturbation_calls = 0
+    for chunk in range(plan.n_chunks):
+        part = plan.chunk_slice(chunk)
+        n = part.stop - part.start
+        clean_blocks += _n_blocks(n)
+        perturbed_blocks += n_perturbations * _n_blocks(k * n)
+        forward_calls += _n_blocks(n, FORWARD_BLOCK) + n_perturbations * _n_blocks(k * n, FORWARD_BLOCK)
+        perturbation_calls += k * n / plan.spec.batch_size  # in units of full batches
+    return {"clean": clean_blocks, "perturbed": perturbed_blocks, "forward_calls": forward_calls,
+            "perturbation_batches": perturbation_calls}
+
+
+def estimate(spec: EvaluationSpec | str, *, data: ImageSet | None = None,
+             models: Mapping[str, torch.nn.Module] | None = None, max_hours: float | None = None) -> CostEstimate:
+    """Model passes and time per component of ``spec`` (see the module docstring), without running it.
+
+    ``max_hours`` (default: the spec's ``limits.max_hours``) sets :attr:`CostEstimate.exceeds_limit`.
+    """
+    if not isinstance(spec, EvaluationSpec):
+        spec = EvaluationSpec.from_yaml(spec)
+    plan = Plan.from_spec(spec, data=data, models=models)
+    limit = max_hours if max_hours is not None else dict(spec.limits).get("max_hours")
+    times = _block_multiplicities(plan)
+    method_components = [with_preset(spec.preset, "method", c) for c in spec.methods]
+    metric_components = [with_preset(spec.preset, "metric", c) for c in plan._metric_components("sample")]
+    rows: list[ComponentCost] = []
+    calibration: dict[str, dict[str, float]] = {}
+    for model_index, model_name in enumerate(plan.model_names):
+        model = plan.create_model(model_index)
+        prober = _Prober(plan, model, {})
+        rates = calibrate(model, prober.images)
+        prober.rates = rates
+        calibration[model_name] = rates
+
+        def add(kind: str, name: str, counts: np.ndarray, seconds: float, how: str) -> None:
+            rows.append(ComponentCost(model_name, kind, name, float(counts[0]), float(counts[1]), float(seconds),
+                                      how))
+
+        forward = np.array([times["forward_calls"] * FORWARD_BLOCK, 0, times["forward_calls"], 0])
+        add("predictions", "forward", forward, _pass_seconds(forward, rates), "calibrated")
+        batch = min(plan.spec.batch_size, len(plan.data))
+        for label, perturbation in zip(plan.perturbation_names, plan.perturbations):
+            counts, seconds = prober.perturbation(perturbation, label, batch)
+            factor = times["perturbation_batches"] * plan.spec.batch_size / batch
+            add("perturbation", label, counts * factor, seconds * factor, "probed")
+        for label, component in zip(plan.method_names, method_components):
+            counts, seconds, how = prober.method(component)
+            factor = times["clean"] + times["perturbed"]
+            add("method", label, counts * factor, seconds * factor, how)
+        for name, component, metric, scope, flags in zip(plan.metric_names, metric_components, plan.metrics,
+                                                          plan.metric_scopes, plan.metric_methods):
+            factor = times["clean"] + (times["perturbed"] if scope == "all" else 0)
+            kind = "fisher" if name.startswith("fisher") else "metric"
+            pairs = [(f"{name} × {label}", method_component)
+                     for label, method_component, on in zip(plan.method_names, method_components, flags) if on
+                     ] if metric.per_method else [(name, None)]
+            for row_name, method_component in pairs:
+                counts, seconds, how = prober.metric(component, method_component, "method" in metric.needs)
+                add(kind, row_name, counts * factor, seconds * factor, how)
+        for metric in plan.model_metrics:
+            counts, seconds, factor = prober.model_metric(metric)
+            kind = "iaside" if metric.name == "iaside" else "model-metric"
+            add(kind, metric.name, counts * factor, seconds * factor, "probed on one block, scaled by samples")
+        del model, prober
+    return CostEstimate(rows, calibration, limit, list(plan.notes) + list(plan.warnings))
+
+
+__all__ = ["ComponentCost", "CostEstimate", "PassCounter", "SCALE_PARAMS", "calibrate", "estimate"]
