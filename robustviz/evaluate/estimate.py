@@ -97,7 +97,8 @@ class CostEstimate:
     rows: list[ComponentCost]
     calibration: dict[str, dict[str, float]]  # per model: seconds per forward/backward image and per call
     max_hours: float | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # the plan's default choices (e.g. skipped metric × method)
+    warnings: list[str] = field(default_factory=list)  # degenerate metric settings
 
     @property
     def total_seconds(self) -> float:
@@ -135,6 +136,7 @@ class CostEstimate:
         lines.append(f"{'total':<34} {self.total_forwards:>15,.0f} {self.total_backwards:>16,.0f} "
                      f"{_duration(self.total_seconds):>10}")
         lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"warning: {warning}" for warning in self.warnings)
         if self.exceeds_limit:
             lines.append(f"warning: the estimated {_duration(self.total_seconds)} exceeds the limit of "
                          f"{self.max_hours:g} h (limits.max_hours / --max-hours)")
@@ -384,7 +386,7 @@ def estimate(spec: EvaluationSpec | str, *, data: ImageSet | None = None,
             kind = "iaside" if metric.name == "iaside" else "model-metric"
             add(kind, metric.name, counts * factor, seconds * factor, "probed on one block, scaled by samples")
         del model, prober
-    return CostEstimate(rows, calibration, limit, list(plan.notes) + list(plan.warnings))
+    return CostEstimate(rows, calibration, limit, list(plan.notes), list(plan.warnings))
 
 
 __all__ = ["ComponentCost", "CostEstimate", "PassCounter", "SCALE_PARAMS", "calibrate", "estimate"]
