@@ -32,12 +32,36 @@ from ..spec import Component, EvaluationSpec
 from .engine import BLOCK, FORWARD_BLOCK, _n_blocks, _padded_blocks
 from .plan import ENGINE_PARAMS, Plan, with_preset
 
-#: The parameter a component's cost grows with (linearly): probed at 1 and 2, extrapolated to the spec's value.
+def _causal_steps(step: int | None, size: tuple[int, int]) -> int:
+    from ..metrics.faithfulness import default_step
+
+    return math.ceil(size[0] * size[1] / (step or default_step(*size)))
+
+
+def _causal_step(steps: int, size: tuple[int, int]) -> int:
+    return math.ceil(size[0] * size[1] / steps)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A parameter a component's cost is affine in, measured in ``units`` (masks, steps, draws): probed at 1 and
+    2 units and extrapolated to the spec's value. ``to_units``/``from_units`` convert when the parameter itself
+    is not the unit (insertion/deletion's ``step`` is pixels per step; its cost grows with the number of steps)."""
+
+    param: str
+    default: int | None
+    to_units: Callable[[Any, tuple[int, int]], int] = lambda value, size: int(value)
+    from_units: Callable[[int, tuple[int, int]], Any] = lambda units, size: units
+
+
 SCALE_PARAMS = {
-    ("method", "rise"): ("n_masks", 6000), ("method", "integrated_gradients"): ("n_steps", 32),
-    ("method", "smoothgrad"): ("nt_samples", 16), ("method", "gradient_shap"): ("n_samples", 16),
-    ("metric", "max_sensitivity"): ("n_samples", 10), ("metric", "max_sensitivity_quantus"): ("n_samples", 200),
-    ("metric", "local_lipschitz"): ("n_samples", 200),
+    ("method", "rise"): Scale("n_masks", 6000), ("method", "integrated_gradients"): Scale("n_steps", 32),
+    ("method", "smoothgrad"): Scale("nt_samples", 16), ("method", "gradient_shap"): Scale("n_samples", 16),
+    ("metric", "max_sensitivity"): Scale("n_samples", 10),
+    ("metric", "max_sensitivity_quantus"): Scale("n_samples", 200),
+    ("metric", "local_lipschitz"): Scale("n_samples", 200),
+    ("metric", "deletion_auc"): Scale("step", None, _causal_steps, _causal_step),
+    ("metric", "insertion_auc"): Scale("step", None, _causal_steps, _causal_step),
 }
 KINDS = ("predictions", "perturbation", "method", "metric", "fisher", "iaside", "model-metric")
 
@@ -151,7 +175,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def _timed(function: Callable[[], Any], counter: PassCounter, *, repeat_below: float = 0.5
+def _timed(function: Callable[[], Any], counter: PassCounter, *, repeat_below: float = 2.0
            ) -> tuple[np.ndarray, float]:
     """Counts and wall seconds of ``function()``; cheap calls run twice (the first may pay one-time setup)."""
     with counter:
@@ -201,13 +225,23 @@ def _pass_seconds(counts: np.ndarray, rates: Mapping[str, float]) -> float:
                  + backward_images * rates["backward_image"] + backward_calls * rates["backward_call"])
 
 
-def _scaled(kind: str, component: Component) -> tuple[str, int] | None:
-    entry = SCALE_PARAMS.get((kind, component.name))
-    if entry is None:
+def _scaled(kind: str, component: Component, size: tuple[int, int]) -> tuple[str, int] | None:
+    """``(parameter, units at the spec's value)`` when the component is probed at 1 and 2 units, else None."""
+    scale = SCALE_PARAMS.get((kind, component.name))
+    if scale is None:
         return None
-    param, default = entry
-    value = component.kwargs.get(param, default)
-    return (param, int(value)) if isinstance(value, int) and value > 2 else None
+    value = component.kwargs.get(scale.param, scale.default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        return None
+    units = scale.to_units(value, size)
+    return (scale.param, units) if units > 2 else None
+
+
+def _override(kind: str, component: Component, scaled: tuple[str, int] | None, units: int | None,
+              size: tuple[int, int]) -> dict[str, Any]:
+    if scaled is None or units is None:
+        return {}
+    return {scaled[0]: SCALE_PARAMS[(kind, component.name)].from_units(units, size)}
 
 
 def _create(kind: str, component: Component, **overrides: Any) -> Any:
@@ -240,6 +274,7 @@ class _Prober:
         with torch.no_grad():
             self.logits = model(self.images).float()
         self.target = self.logits.argmax(1)
+        self.size = tuple(self.images.shape[-2:])
 
     def _measure(self, run: Callable[[Any], Any], factors: list[tuple[str, int]],
                  prepare: Callable[[dict[str, int]], Any] = lambda overrides: overrides
@@ -259,15 +294,16 @@ class _Prober:
             if base_seconds is None:
                 base_seconds, base_counts = seconds, counts
         extra = _pass_seconds(total - base_counts, self.rates)
-        how = "extrapolated from " + ", ".join(f"{name}=1,2 to {value}" for name, value in factors)
+        how = "extrapolated: " + ", ".join(f"{name} 1, 2 → {value} units" for name, value in factors)
         return total, base_seconds + extra, how
 
     def method(self, component: Component) -> tuple[np.ndarray, float, str]:
-        scaled = _scaled("method", component)
+        scaled = _scaled("method", component, self.size)
         seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "method", component.label)
 
         def prepare(overrides: dict[str, int]) -> Any:
-            return _create("method", component, **({scaled[0]: overrides[scaled[0]]} if scaled else {}))
+            units = overrides.get(scaled[0]) if scaled else None
+            return _create("method", component, **_override("method", component, scaled, units, self.size))
 
         return self._measure(lambda method: method.attribute(self.model, self.images, self.target, seeds=seeds),
                              [scaled] if scaled else [], prepare)
@@ -275,21 +311,24 @@ class _Prober:
     def metric(self, component: Component, method_component: Component | None, reruns: bool
                ) -> tuple[np.ndarray, float, str]:
         """``reruns``: the metric calls the method itself (its cost then scales with the method's)."""
-        metric_scale = _scaled("metric", component)
-        method_scale = _scaled("method", method_component) if method_component is not None else None
-        factors = [f for f in (metric_scale, method_scale if reruns else None) if f]
+        metric_scale = _scaled("metric", component, self.size)
+        method_scale = _scaled("method", method_component, self.size) if method_component is not None else None
+        factors = [(f"metric {metric_scale[0]}", metric_scale[1])] if metric_scale else []
+        if method_scale and reruns:
+            factors.append((f"method {method_scale[0]}", method_scale[1]))
         seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "metric", component.name, "clean", 0)
 
         def prepare(overrides: dict[str, int]) -> tuple[Any, MetricContext]:
-            metric = _create("metric", component,
-                             **({metric_scale[0]: overrides[metric_scale[0]]} if metric_scale else {}))
+            units = overrides.get(f"metric {metric_scale[0]}") if metric_scale else None
+            metric = _create("metric", component, **_override("metric", component, metric_scale, units, self.size))
             context = MetricContext(model=self.model, images=self.images, clean_images=self.images,
                                     labels=self.labels, logits=self.logits, clean_logits=self.logits,
                                     masks=self.masks, seeds=seeds, target=self.target, perturbation="clean")
             if method_component is not None:
                 # the maps' values do not change the metric's cost: a method not re-run is made at scale 1
+                units = overrides.get(f"method {method_scale[0]}", 1) if method_scale else None
                 method = _create("method", method_component,
-                                 **({method_scale[0]: overrides.get(method_scale[0], 1)} if method_scale else {}))
+                                 **_override("method", method_component, method_scale, units, self.size))
                 method_seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "method", method_component.label)
                 maps = method.attribute(self.model, self.images, self.target, seeds=method_seeds)
                 context.method, context.attributions, context.clean_attributions = method, maps, maps
@@ -323,6 +362,8 @@ def _block_multiplicities(plan: Plan) -> dict[str, float]:
     """How often the engine calls each kind of thing for one model over the whole run (a fresh store)."""
     k, n_perturbations = len(plan.spec.severities), len(plan.spec.perturbations)
     clean_blocks = perturbed_blocks = forward_calls = perturbation_calls = 0
+    if not n_perturbations:  # no regions: the engine computes nothing per sample
+        return {"clean": 0, "perturbed": 0, "forward_calls": 0, "perturbation_batches": 0}
     for chunk in range(plan.n_chunks):
         part = plan.chunk_slice(chunk)
         n = part.stop - part.start
