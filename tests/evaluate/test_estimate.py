@@ -133,3 +133,23 @@ def test_pass_counter_counts_forward_and_backward():
     model(torch.zeros(2, 12))  # after the context: not counted
     assert list(counter.counts()) == [9, 4, 2, 1]
     assert np.isfinite(counter.counts()).all()
+
+
+def test_progress_steps_inside_regions(capfd):
+    from robustviz.evaluate.engine import RegionComputer, region_steps
+
+    spec = cost_spec(metrics=["cosine", {"name": "deletion_auc", "step": 64}, {"name": "fisher_lmax", "at": "clean"}])
+    plan = Plan.from_spec(spec)
+    computer = RegionComputer(plan)
+    ticks = []
+    computer.tick = lambda: ticks.append(1)
+    for key, with_clean in (((0, 0, 0), True), ((0, 1, 0), False), ((0, 0, 1), True)):
+        ticks.clear()
+        computer.region(*key)
+        assert len(ticks) == region_steps(plan, key[2], with_clean=with_clean)
+    capfd.readouterr()
+    rv.evaluate(spec, progress=False)
+    assert capfd.readouterr().err == ""  # no bars, no noise
+    rv.evaluate(spec, progress=True)
+    err = capfd.readouterr().err
+    assert "step" in err and "test_tiny × lowpass" in err
