@@ -10,14 +10,15 @@ affine in each parameter; the others are probed at their real settings.
 
 Time: a probe's own wall time (what one block costs, including work outside the model) plus, for extrapolated
 components, the extra passes at the model's calibrated cost per image (one forward and one forward + backward of a
-block, timed here). Model-level analyses (I-ASIDE) are probed on one block of samples and scaled by the samples they
-use. Not counted: loading the model and data, writing the store (small next to the model at 224 px).
+block, timed here). Model-level analyses (I-ASIDE) are probed on :data:`MODEL_METRIC_PROBE` samples and scaled by
+the samples they use. Not counted: loading the model and data, writing the store (small next to the model at 224 px).
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -52,6 +53,8 @@ class Scale:
     default: int | None
     to_units: Callable[[Any, tuple[int, int]], int] = lambda value, size: int(value)
     from_units: Callable[[int, tuple[int, int]], Any] = lambda units, size: units
+    nodes: tuple[int, int] = (1, 2)  # the units probed
+    applies: Callable[[Mapping[str, Any]], bool] = lambda params: True
 
 
 SCALE_PARAMS = {
@@ -62,7 +65,13 @@ SCALE_PARAMS = {
     ("metric", "local_lipschitz"): Scale("n_samples", 200),
     ("metric", "deletion_auc"): Scale("step", None, _causal_steps, _causal_step),
     ("metric", "insertion_auc"): Scale("step", None, _causal_steps, _causal_step),
+    # exact I-ASIDE: 2^M coalitions, probed with M = 1, 2 (2 and 4 coalitions)
+    ("metric", "iaside"): Scale("n_bands", 8, lambda value, size: 2 ** int(value),
+                                lambda units, size: int(units).bit_length() - 1, (2, 4),
+                                lambda params: params.get("method", "exact") == "exact"),
 }
+#: Samples a model-level analysis is probed on (its cost is linear in the samples it uses).
+MODEL_METRIC_PROBE = 2
 KINDS = ("predictions", "perturbation", "method", "metric", "fisher", "iaside", "model-metric")
 
 
@@ -178,7 +187,8 @@ def _duration(seconds: float) -> str:
 def _timed(function: Callable[[], Any], counter: PassCounter, *, repeat_below: float = 2.0
            ) -> tuple[np.ndarray, float]:
     """Counts and wall seconds of ``function()``; cheap calls run twice (the first may pay one-time setup)."""
-    with counter:
+    with counter, warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # probes at reduced settings (e.g. one I-ASIDE band) may warn
         before = counter.counts()
         started = time.perf_counter()
         function()
@@ -225,16 +235,17 @@ def _pass_seconds(counts: np.ndarray, rates: Mapping[str, float]) -> float:
                  + backward_images * rates["backward_image"] + backward_calls * rates["backward_call"])
 
 
-def _scaled(kind: str, component: Component, size: tuple[int, int]) -> tuple[str, int] | None:
-    """``(parameter, units at the spec's value)`` when the component is probed at 1 and 2 units, else None."""
+def _scaled(kind: str, component: Component, size: tuple[int, int]) -> tuple[str, int, tuple[int, int]] | None:
+    """``(parameter, units at the spec's value, probed units)`` when the component is probed at two smaller
+    values and extrapolated, else None."""
     scale = SCALE_PARAMS.get((kind, component.name))
-    if scale is None:
+    if scale is None or not scale.applies(component.kwargs):
         return None
     value = component.kwargs.get(scale.param, scale.default)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         return None
     units = scale.to_units(value, size)
-    return (scale.param, units) if units > 2 else None
+    return (scale.param, units, scale.nodes) if units > scale.nodes[1] else None
 
 
 def _override(kind: str, component: Component, scaled: tuple[str, int] | None, units: int | None,
@@ -250,13 +261,14 @@ def _create(kind: str, component: Component, **overrides: Any) -> Any:
     return registry.create(kind, component.name, **{**params, **overrides})
 
 
-def _grid(factors: list[tuple[str, int]]) -> Iterator[tuple[tuple[int, ...], float]]:
-    """Probe points (1 or 2 per scaled parameter) and their bilinear-extrapolation weights at the real values."""
+def _grid(factors: list[tuple[str, int, tuple[int, int]]]) -> Iterator[tuple[tuple[int, ...], float]]:
+    """Probe points (two nodes per scaled parameter) and their multilinear-extrapolation weights at the real
+    values (Lagrange weights: exact for costs affine in each parameter)."""
     for point in np.ndindex(*([2] * len(factors))):
         weight = 1.0
-        for (_, value), index in zip(factors, point):
-            weight *= (2 - value) if index == 0 else (value - 1)  # Lagrange weights of the nodes 1 and 2
-        yield tuple(i + 1 for i in point), weight
+        for (_, value, (low, high)), index in zip(factors, point):
+            weight *= (high - value) / (high - low) if index == 0 else (value - low) / (high - low)
+        yield tuple(nodes[i] for (_, _, nodes), i in zip(factors, point)), weight
 
 
 class _Prober:
@@ -294,7 +306,8 @@ class _Prober:
             if base_seconds is None:
                 base_seconds, base_counts = seconds, counts
         extra = _pass_seconds(total - base_counts, self.rates)
-        how = "extrapolated: " + ", ".join(f"{name} 1, 2 → {value} units" for name, value in factors)
+        how = "extrapolated: " + ", ".join(f"{name} {low}, {high} → {value} units"
+                                           for name, value, (low, high) in factors)
         return total, base_seconds + extra, how
 
     def method(self, component: Component) -> tuple[np.ndarray, float, str]:
@@ -313,9 +326,9 @@ class _Prober:
         """``reruns``: the metric calls the method itself (its cost then scales with the method's)."""
         metric_scale = _scaled("metric", component, self.size)
         method_scale = _scaled("method", method_component, self.size) if method_component is not None else None
-        factors = [(f"metric {metric_scale[0]}", metric_scale[1])] if metric_scale else []
+        factors = [(f"metric {metric_scale[0]}", *metric_scale[1:])] if metric_scale else []
         if method_scale and reruns:
-            factors.append((f"method {method_scale[0]}", method_scale[1]))
+            factors.append((f"method {method_scale[0]}", *method_scale[1:]))
         seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "metric", component.name, "clean", 0)
 
         def prepare(overrides: dict[str, int]) -> tuple[Any, MetricContext]:
@@ -326,7 +339,7 @@ class _Prober:
                                     masks=self.masks, seeds=seeds, target=self.target, perturbation="clean")
             if method_component is not None:
                 # the maps' values do not change the metric's cost: a method not re-run is made at scale 1
-                units = overrides.get(f"method {method_scale[0]}", 1) if method_scale else None
+                units = overrides.get(f"method {method_scale[0]}", method_scale[2][0]) if method_scale else None
                 method = _create("method", method_component,
                                  **_override("method", method_component, method_scale, units, self.size))
                 method_seeds = derive_seeds(self.plan.spec.seed, self.sample_ids, "method", method_component.label)
@@ -347,15 +360,23 @@ class _Prober:
         return _timed(lambda: perturbation(images, severity, seeds=seeds, model=self.model, labels=labels,
                                            sample_ids=ids), self.counter)
 
-    def model_metric(self, metric: Any) -> tuple[np.ndarray, float, float]:
-        """Counts and seconds on one block of samples, and the factor to the samples the metric uses."""
+    def model_metric(self, component: Component, metric: Any) -> tuple[np.ndarray, float, str, float]:
+        """Counts, seconds and how on :data:`MODEL_METRIC_PROBE` samples, and the factor to the samples the metric
+        uses."""
         count = len(self.plan.data)
         used = min(count, getattr(metric, "n_samples", None) or count)
-        probe = min(used, BLOCK)
+        probe = min(used, MODEL_METRIC_PROBE)
         images, labels = self.plan.data.images[:probe].to(self.plan.device), self.plan.data.labels[:probe]
-        counts, seconds = _timed(lambda: metric.compute(self.model, images, labels.to(self.plan.device),
-                                                        seed=self.plan.spec.seed), self.counter)
-        return counts, seconds, used / probe
+        scaled = _scaled("metric", component, self.size)
+
+        def prepare(overrides: dict[str, int]) -> Any:
+            units = overrides.get(scaled[0]) if scaled else None
+            return _create("metric", component, **_override("metric", component, scaled, units, self.size))
+
+        counts, seconds, how = self._measure(
+            lambda probed: probed.compute(self.model, images, labels.to(self.plan.device), seed=self.plan.spec.seed),
+            [scaled] if scaled else [], prepare)
+        return counts, seconds, how, used / probe
 
 
 def _block_multiplicities(plan: Plan) -> dict[str, float]:
@@ -422,10 +443,12 @@ def estimate(spec: EvaluationSpec | str, *, data: ImageSet | None = None,
             for row_name, method_component in pairs:
                 counts, seconds, how = prober.metric(component, method_component, "method" in metric.needs)
                 add(kind, row_name, counts * factor, seconds * factor, how)
-        for metric in plan.model_metrics:
-            counts, seconds, factor = prober.model_metric(metric)
+        model_components = [with_preset(spec.preset, "metric", c) for c in plan._metric_components("model")]
+        for component, metric in zip(model_components, plan.model_metrics):
+            counts, seconds, how, factor = prober.model_metric(component, metric)
             kind = "iaside" if metric.name == "iaside" else "model-metric"
-            add(kind, metric.name, counts * factor, seconds * factor, "probed on one block, scaled by samples")
+            add(kind, metric.name, counts * factor, seconds * factor,
+                f"{how} on {MODEL_METRIC_PROBE} samples, scaled to the samples used")
         del model, prober
     return CostEstimate(rows, calibration, limit, list(plan.notes), list(plan.warnings))
 

@@ -26,7 +26,7 @@ def cost_spec(**changes) -> rv.EvaluationSpec:
                                                                              "batch_masks": 16}],
         metrics=["cosine", {"name": "deletion_auc", "step": 32},
                  {"name": "max_sensitivity", "n_samples": 3, "methods": ["saliency", "rise"]},
-                 {"name": "fisher_lmax", "at": "clean", "mode": "exact"}, {"name": "iaside", "n_bands": 2}],
+                 {"name": "fisher_lmax", "at": "clean", "mode": "exact"}, {"name": "iaside", "n_bands": 3}],
         batch_size=4, seed=5, device="cpu", n_examples=1)
     data.update(changes)
     return rv.EvaluationSpec.from_dict(data)
@@ -43,9 +43,12 @@ def _instrumented_run(spec):
 
 def test_bilinear_weights_reproduce_an_affine_cost():
     # cost(a, b) = 3 + 2a + 5b + 7ab, probed at a, b ∈ {1, 2}, extrapolated to (10, 6)
-    factors = [("a", 10), ("b", 6)]
+    factors = [("a", 10, (1, 2)), ("b", 6, (1, 2))]
     total = sum(weight * (3 + 2 * a + 5 * b + 7 * a * b) for (a, b), weight in _grid(factors))
     assert total == pytest.approx(3 + 20 + 30 + 420)
+    # other nodes (I-ASIDE's 2 and 4 coalitions): the same exactness
+    total = sum(weight * (1 + 3 * c) for (c,), weight in _grid([("c", 256, (2, 4))]))
+    assert total == pytest.approx(1 + 3 * 256)
 
 
 def test_passes_are_counted_exactly_and_time_is_close():
