@@ -69,6 +69,14 @@ def resolve_metric_methods(component: Component, metric: Any, method_components:
     return [label in requested or name in requested for label, name in zip(method_labels, names)]
 
 
+def _similarity_name(metric: Any) -> str | None:
+    """The map similarity a metric uses: its own name for the plain similarity metrics, ``similarity=`` for
+    consistency/responsiveness; None for metrics that do not compare two maps."""
+    if getattr(metric, "category", "") != "explanation-robustness":
+        return None
+    return getattr(metric, "similarity_name", getattr(metric, "name", None))
+
+
 def check_degenerate(components: Sequence[Component], metrics: Sequence[Any], computed: Sequence[list[bool]],
                      method_labels: Sequence[str], methods: Sequence[Any], image_size: tuple[int, int]) -> list[str]:
     """Warnings for metric × setting combinations whose scores say little (recorded in the cube's attrs)."""
@@ -77,15 +85,21 @@ def check_degenerate(components: Sequence[Component], metrics: Sequence[Any], co
     for component, metric, flags in zip(components, metrics, computed):
         if metric.per_method and not any(flags):
             warnings.append(f"{component.name}: computed for no method (every cell NaN)")
+        compares_maps = metric.category == "explanation-robustness" or reruns_method(metric)
         for label, method, on in zip(method_labels, methods, flags):
-            if not on or getattr(method, "name", "") != "rise" or method.n_masks >= RISE_MIN_MASKS:
+            if not on or not compares_maps or getattr(method, "name", "") != "rise":
                 continue
-            if metric.category == "explanation-robustness" or reruns_method(metric):
+            if method.n_masks < RISE_MIN_MASKS:
                 warnings.append(
                     f"{component.name} × {label}: degenerate with {method.n_masks} RISE masks — the clean and "
-                    f"perturbed maps share their masks and with so few masks the maps are mostly the mask pattern, "
-                    f"so similarity is near 1 (sensitivity near 0) whatever the perturbation; use ≥ "
+                    f"perturbed maps share their masks, and with so few masks the maps are mostly the mask pattern: "
+                    f"similarity stays near 1 (sensitivity near 0) whatever the perturbation; use ≥ "
                     f"{RISE_MIN_MASKS} masks (preset: paper)")
+            if _similarity_name(metric) == "cosine":
+                warnings.append(
+                    f"{component.name} × {label}: cosine similarity of RISE maps is near 1 even between unrelated "
+                    f"images (every RISE map carries a large positive offset); use an offset-free similarity, "
+                    f"e.g. {{name: {component.name}, similarity: spearman}} or the spearman/ssim metrics")
         if metric.name in ("deletion_auc", "insertion_auc"):
             from ..metrics.faithfulness import default_step
 

@@ -84,7 +84,11 @@ def test_few_rise_masks_warn_for_map_similarity_and_are_recorded():
     recorded = json.loads(ds.attrs["warnings"])
     assert any("consistency × rise" in w for w in recorded)
     assert any("deletion_auc: only 4 steps" in w for w in recorded)
-    enough = scoped_spec(["consistency"], methods=[{"name": "rise", "n_masks": RISE_MIN_MASKS}])
-    assert Plan.from_spec(enough).warnings == []
+    enough = [{"name": "rise", "n_masks": RISE_MIN_MASKS}]
+    assert Plan.from_spec(scoped_spec([{"name": "consistency", "similarity": "spearman"}, "spearman"],
+                                      methods=enough)).warnings == []
+    # cosine on RISE maps: near 1 between unrelated images whatever the masks (their positive offset)
+    cosine = Plan.from_spec(scoped_spec(["consistency", "cosine"], methods=enough)).warnings
+    assert len(cosine) == 2 and all("offset" in w for w in cosine)
     gradients = scoped_spec(["consistency", "deletion_auc"], methods=["saliency"])
     assert Plan.from_spec(gradients).warnings == []
