@@ -201,6 +201,16 @@ def _timed(function: Callable[[], Any], counter: PassCounter, *, repeat_below: f
     return counts, seconds
 
 
+def _silent(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with warnings off: components built at reduced settings (one I-ASIDE band) may warn."""
+    def call(*args: Any) -> Any:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return function(*args)
+
+    return call
+
+
 def calibrate(model: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
     """Seconds per forward image/call and per backward image/call of ``model`` on real-shaped ``images``, from
     forward and forward + backward passes of 1 and ``len(images)`` images (best of two after a warm-up)."""
@@ -293,6 +303,7 @@ class _Prober:
                  ) -> tuple[np.ndarray, float, str]:
         """Counts and seconds of one engine call at the real parameter values (extrapolated when scaled);
         ``prepare(overrides)`` builds the call's inputs outside the timing and the counting."""
+        prepare = _silent(prepare)
         if not factors:
             state = prepare({})
             counts, seconds = _timed(lambda: run(state), self.counter)
