@@ -97,7 +97,10 @@ def main() -> None:
             started = time.perf_counter()
             result = rv.estimate(spec(preset, args.samples), models=models)
             took = time.perf_counter() - started
-            print(f"\n== preset: {preset} — {args.samples} images, estimate took {took:.0f} s; per image:")
+            rates = result.calibration["resnet18-shaped"]
+            print(f"\n== preset: {preset} — {args.samples} images, estimate took {took:.0f} s; calibrated "
+                  f"{rates['forward_image'] * 1e3:.0f} ms per forward image, "
+                  f"{rates['backward_image'] * 1e3:.0f} ms per backward image; per image of the dataset:")
             table = result.table()
             for row in table.itertuples():
                 print(f"  {row.kind + ': ' + row.name:<42} {row.forwards / args.samples:>12,.0f} fwd "

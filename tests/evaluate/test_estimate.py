@@ -8,7 +8,8 @@ import torch
 
 import robustviz as rv
 from robustviz.cli import EXIT_OVER_LIMIT, main
-from robustviz.evaluate.estimate import PassCounter, _grid
+from robustviz.evaluate.estimate import PassCounter
+from robustviz.evaluate.probe import _grid
 from robustviz.evaluate.plan import Plan
 from tests.evaluate import helpers  # noqa: F401  (registers test_tiny / test_noise)
 
