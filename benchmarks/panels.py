@@ -1,13 +1,17 @@
-"""Redraw latency of the notebook panels on a large zarr-backed cube.
+"""Interaction latency of the panels on a large zarr-backed cube, and the static report's build time and size.
 
 Builds (once; reused from the cache dir) a synthetic cube of 10 models × 25 perturbations × 6 severities (0–5) ×
-10 methods × 1000 samples with ``robustviz.testing.cubes.make_cube``, writes it chunked with dask to zarr, opens it
-lazily with ``xr.open_zarr`` and times, for each panel interaction, the time from setting a widget's value to the
-new PNG being in the image widget (the panels redraw synchronously in the value observer). Each interaction is
-repeated with different values (so caches are not what is measured), and the same interactions are timed on the
-cube loaded into memory: ``ratio`` = lazy zarr / in memory. Target: < 300 ms per interaction on 2 cores.
+10 methods × 1000 samples with ``robustviz.testing.cubes.make_cube``, writes it chunked with dask to zarr.
 
-    python benchmarks/panels.py [--cache DIR] [--repeats N] [--workers 2]
+1. Linked explorer, in the browser (``--browser``, default on): a JupyterLab server runs a notebook that opens the
+   store lazily and shows a ``LinkedExplorer``; headless Chromium clicks heatmap cells and measures, in the page,
+   the time from the click to the per-sample view showing the clicked cell (kernel round trip + compute + redraw),
+   for ``correct`` and for an explanation metric. Targets: median < 100 ms, p95 < 300 ms.
+2. Static report of a demo-sized cube (the shipped demo's dims: 6 models × 19 perturbations × 5 methods, 64 px
+   images; 64 samples): build time and file size (target < 10 MB).
+3. ``--matplotlib``: the matplotlib panels' redraw time per interaction on the lazy cube and in memory (``ratio``).
+
+    python benchmarks/panels.py [--cache DIR] [--clicks N] [--workers 2] [--matplotlib]
 """
 
 from __future__ import annotations
@@ -105,13 +109,105 @@ def time_interactions(ds: xr.Dataset, repeats: int) -> dict[str, list[tuple[floa
     return timings
 
 
+BROWSER_CELL = """\
+import dask, xarray as xr
+from robustviz.panels import LinkedExplorer
+dask.config.set(scheduler="threads", num_workers={workers})
+explorer = LinkedExplorer(xr.open_zarr({path!r}))
+explorer
+"""
+CLICK_JS = """async (index) => {
+  const rect = document.querySelectorAll('.rv-view-heatmap rect.rv-cell')[index];
+  const view = document.querySelector('.rv-view-cell');
+  const want = JSON.stringify([rect.getAttribute('data-perturbation'), Number(rect.getAttribute('data-severity'))]);
+  const start = performance.now();
+  rect.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+  await new Promise((resolve) => {
+    if (view.getAttribute('data-key') === want) return resolve();
+    const observer = new MutationObserver(() => {
+      if (view.getAttribute('data-key') === want) { observer.disconnect(); resolve(); }
+    });
+    observer.observe(view, {attributes: true});
+  });
+  return performance.now() - start;
+}"""
+
+
+def browser_latency(path: Path, clicks: int, workers: int) -> dict[str, list[float]]:
+    """Click → per-sample view latency (ms) in JupyterLab, per variable."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from playwright.sync_api import sync_playwright
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _notebook, _run_first_cell, running_server
+
+    timings: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, \
+            running_server("lab", Path(tmp), _notebook(BROWSER_CELL.format(path=str(path), workers=workers))) \
+            as (url, _, log), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+        start = time.perf_counter()
+        _run_first_cell(page)
+        page.wait_for_selector(".rv-view-cell[data-key]", timeout=180_000)
+        page.wait_for_selector(".rv-view-scatter circle.rv-point", timeout=180_000)
+        print(f"linked explorer shown {time.perf_counter() - start:.1f} s after running the cell (first "
+              f"aggregates of the lazy cube)")
+        n_cells = page.locator(".rv-view-heatmap rect.rv-cell").count()
+        rng = random.Random(0)
+        for variable in ("correct", "cosine"):
+            if variable != "correct":
+                page.locator("select.rv-control-variable").select_option(label=variable)
+                page.wait_for_function("v => document.querySelector('.rv-view-cell .rv-cell-title')"
+                                       ".textContent.startsWith(v + ':')", arg=variable, timeout=120_000)
+            page.evaluate(CLICK_JS, 1)  # warm-up: the first click of a variable reads its aggregates
+            timings[variable] = [page.evaluate(CLICK_JS, rng.randrange(n_cells)) for _ in range(clicks)]
+        browser.close()
+    return timings
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def report_benchmark(cache: Path) -> None:
+    from robustviz.panels.report import timed_report
+
+    cube = make_cube(n_models=6, n_perturbations=19, n_methods=5, n_samples=64, n_examples=4, image_size=64, seed=0)
+    path, seconds, size = timed_report(cube, cache / "demo_report" / "report.html")
+    print(f"\nstatic report of a demo-sized cube (6 models × 19 perturbations × 6 severities × 5 methods × 64 "
+          f"samples, 64 px): built in {seconds:.1f} s, {size / 1e6:.2f} MB (target < 10 MB) — {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "robustviz-bench"))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="matplotlib panels: changes per interaction")
+    parser.add_argument("--clicks", type=int, default=30, help="browser: heatmap clicks per variable")
     parser.add_argument("--workers", type=int, default=2, help="dask threads (the target is for 2 cores)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the browser latency")
+    parser.add_argument("--no-report", action="store_true", help="skip the report build")
+    parser.add_argument("--matplotlib", action="store_true", help="also time the matplotlib panels")
     args = parser.parse_args()
     path = build_store(Path(args.cache) / "panels_cube.zarr")
+    if not args.no_browser:
+        timings = browser_latency(path, args.clicks, args.workers)
+        print(f"\nclick on a heatmap cell → per-sample view updated, in the browser (JupyterLab, lazy zarr cube, "
+              f"{args.workers} dask threads; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        everything = [t for values in timings.values() for t in values]
+        for name, values in [*timings.items(), ("all", everything)]:
+            median, p95 = statistics.median(values), percentile(values, 95)
+            print(f"  {name:8s} n={len(values):3d}  median {median:6.1f} ms  p95 {p95:6.1f} ms  "
+                  f"({'ok' if median < 100 and p95 < 300 else 'SLOW'}; targets 100 / 300 ms)")
+    if not args.no_report:
+        report_benchmark(Path(args.cache))
+    if not args.matplotlib:
+        return
     with dask.config.set(scheduler="threads", num_workers=args.workers):
         start = time.perf_counter()
         lazy = xr.open_zarr(path)

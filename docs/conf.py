@@ -91,3 +91,18 @@ html_theme = "furo"
 html_title = f"robustviz {release}"
 html_theme_options = {"source_repository": "https://github.com/robustviz/robustviz", "source_branch": "main",
                       "source_directory": "docs/"}
+
+
+def build_demo_report() -> str:
+    """The static report of a small synthetic cube, for docs/panels.md to embed (``demo_report.html`` at the site
+    root, via ``html_extra_path``). Built into a temporary folder at each docs build: a few seconds."""
+    from robustviz.panels import write_report
+    from robustviz.testing.cubes import make_cube
+
+    folder = Path(tempfile.mkdtemp(prefix="robustviz-docs-report-"))
+    cube = make_cube(n_models=3, n_perturbations=5, n_methods=3, n_samples=40, n_examples=2, image_size=32, seed=0)
+    write_report(cube, folder / "demo_report.html", figures=True, title="robustviz demo report (synthetic cube)")
+    return str(folder)
+
+
+html_extra_path = [build_demo_report()]

@@ -155,6 +155,22 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .cube.io import open_cube
+    from .panels import PanelError
+    from .panels.report import ReportError, timed_report
+
+    ds = open_cube(args.cube, validate=False)  # a store still being filled is fine: missing cells show as missing
+    try:
+        path, seconds, size = timed_report(ds, Path(args.out), max_points=args.points, n_examples=args.examples,
+                                           figures=not args.no_figures)
+    except (ReportError, PanelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{path} ({size / 1e6:.1f} MB, built in {seconds:.1f} s) — open it in a browser; no kernel or network needed")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     import platform
 
@@ -218,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", default="figures")
     figures.add_argument("--format", nargs="+", default=["pdf", "svg"])
     figures.set_defaults(func=cmd_figures)
+
+    report = sub.add_parser("report", help="write a self-contained static HTML report of a cube")
+    report.add_argument("cube")
+    report.add_argument("--out", default="report", help="directory (gets report.html) or .html file")
+    report.add_argument("--points", type=int, default=24, help="samples per cell in the per-sample view")
+    report.add_argument("--examples", type=int, default=1, help="stored examples in the gallery")
+    report.add_argument("--no-figures", action="store_true", help="leave out the paper figures")
+    report.set_defaults(func=cmd_report)
 
     info = sub.add_parser("info", help="versions, device and registered names")
     info.set_defaults(func=cmd_info)

@@ -1,13 +1,17 @@
-"""Real-browser test: a panel in JupyterLab 4 and Notebook 7, driven through the DOM by headless Chromium.
+"""Real-browser tests: the panels in JupyterLab 4 and Notebook 7, and the static report from file://, driven
+through the DOM by headless Chromium.
 
-Starts a Jupyter server on 127.0.0.1 (random free port, a token, announcements and update checks off, all config,
-settings and runtime files in a temp dir), opens a notebook that builds a synthetic cube and a ``CubeExplorer``,
-runs it, picks another model in the panel's "model" dropdown in the page, and checks that the kernel saw the new
-value (the notebook writes it to a file from an observer) and that the panel's <img> changed.
+One Jupyter server per front end for the module (127.0.0.1, random free port, a token, announcements and update
+checks off, all config, settings and runtime files in a temp dir) opens a notebook that builds a synthetic cube, a
+matplotlib ``CubeExplorer`` and the anywidget ``LinkedExplorer``. In the page the test picks another model in the
+matplotlib panel's dropdown, clicks a heatmap cell, hovers a scatter point and drags a box in the scatter; the
+notebook's observers write the kernel-side state to a file, so the assertions read what the kernel saw and the DOM
+(never pixels). The report test opens a report from disk with every request routed and checks none but the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +30,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 NOTEBOOK_NAME = "panel_check.ipynb"
 STATE_FILE = "panel_state.json"
+LINKED_FILE = "linked_state.json"
+HOSTILE = "<img src=x onerror=alert(1)>"
 
 pytestmark = [
     pytest.mark.browser,
@@ -48,14 +54,24 @@ def record(change):
 panel.model.observe(record, names="value")
 panel.ensure_rendered()
 print("models:", list(ds.model.values))
-panel.widget
+
+from robustviz.panels import LinkedExplorer
+linked = LinkedExplorer(ds.assign_coords(model=["{HOSTILE}", *ds.model.values[1:]]))
+
+def record_linked(change):
+    pathlib.Path({LINKED_FILE!r}).write_text(json.dumps({{
+        "perturbation": linked.perturbation, "severity": linked.severity, "cell": [linked.cell.get("perturbation"),
+        linked.cell.get("severity")], "filter_models": linked.filter_models}}))
+
+linked.observe(record_linked, names=["perturbation", "severity", "filter_models"])
+display(panel.widget, linked)
 """
 
 
-def _notebook() -> dict:
+def _notebook(source: str = SETUP_CELL) -> dict:
     return {
         "cells": [{"cell_type": "code", "execution_count": None, "id": "panel-cell", "metadata": {},
-                   "outputs": [], "source": SETUP_CELL}],
+                   "outputs": [], "source": source}],
         "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
                      "language_info": {"name": "python"}},
         "nbformat": 4, "nbformat_minor": 5,
@@ -82,13 +98,12 @@ def _wait_for_server(url: str, process: subprocess.Popen, log: Path, timeout: fl
     raise TimeoutError(f"the Jupyter server did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(params=["lab", "notebook"])
-def jupyter_server(request, tmp_path):
-    """(frontend, notebook URL, root dir) of a running server; stopped afterwards."""
-    frontend = request.param
+@contextlib.contextmanager
+def running_server(frontend: str, tmp_path: Path, notebook: dict, name: str = NOTEBOOK_NAME):
+    """A Jupyter server (``lab`` or ``notebook``) serving ``notebook``; yields (notebook URL, root dir, log)."""
     root = tmp_path / "root"
     root.mkdir()
-    (root / NOTEBOOK_NAME).write_text(json.dumps(_notebook()))
+    (root / name).write_text(json.dumps(notebook))
     config = tmp_path / "config"
     (config / "labconfig").mkdir(parents=True)
     (config / "labconfig" / "page_config.json").write_text(json.dumps(
@@ -111,8 +126,8 @@ def jupyter_server(request, tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_for_server(f"{base}/api/status?token={token}", process, log)
-        path = f"/lab/tree/{NOTEBOOK_NAME}" if frontend == "lab" else f"/notebooks/{NOTEBOOK_NAME}"
-        yield frontend, f"{base}{path}?token={token}", root, log
+        path = f"/lab/tree/{name}" if frontend == "lab" else f"/notebooks/{name}"
+        yield f"{base}{path}?token={token}", root, log
     finally:
         process.terminate()
         try:
@@ -120,6 +135,14 @@ def jupyter_server(request, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module", params=["lab", "notebook"])
+def jupyter_server(request, tmp_path_factory):
+    """(frontend, notebook URL, root dir, log) of a running server, one per front end for the module."""
+    frontend = request.param
+    with running_server(frontend, tmp_path_factory.mktemp(f"jupyter-{frontend}"), _notebook()) as (url, root, log):
+        yield frontend, url, root, log
 
 
 def _wait_until(condition, timeout: float, what: str, page=None, artefacts: Path | None = None):
@@ -153,6 +176,65 @@ def _run_first_cell(page, attempts: int = 4) -> None:
     raise AssertionError("the notebook never ran its cell (the kernel did not start?)")
 
 
+def _check_linked_views(page, linked_file: Path, artefacts: Path) -> None:
+    """Heatmap click → per-sample view and kernel; scatter hover → tooltip; scatter box → curves and kernel; the
+    hostile model name is text."""
+    cell_view = page.locator(".rv-view-cell")
+    cell_view.wait_for(state="visible", timeout=45_000)
+    before = cell_view.get_attribute("data-key")
+    target = page.locator(".rv-view-heatmap rect.rv-cell").nth(4)
+    expected = json.dumps([target.get_attribute("data-perturbation"), int(target.get_attribute("data-severity"))],
+                          separators=(",", ":"))
+    assert expected != before
+    target.click()
+    _wait_until(lambda: cell_view.get_attribute("data-key") == expected, 30, "the per-sample view to change", page,
+                artefacts)
+    state = _wait_until(lambda: linked_file.exists() and json.loads(linked_file.read_text()), 30,
+                        "the kernel to record the clicked cell", page, artefacts)
+    assert [state["perturbation"], state["severity"]] == json.loads(expected) == state["cell"]
+    assert json.loads(expected)[0] in page.locator(".rv-view-cell .rv-cell-title").inner_text()
+
+    point = page.locator(".rv-view-scatter circle.rv-point").first
+    point.hover()
+    tooltip = page.locator(".rv-tooltip")
+    _wait_until(lambda: tooltip.get_attribute("data-visible") == "true", 10, "the scatter tooltip", page, artefacts)
+    assert f"model {point.get_attribute('data-model')}" in tooltip.inner_text()
+    assert f"method {point.get_attribute('data-method')}" in tooltip.inner_text()
+
+    legend = page.locator(".rv-view-curves .rv-legend-item")
+    assert legend.count() == 2
+    _drag_box_around(page, exclude_model=HOSTILE)
+    _wait_until(lambda: legend.count() == 1, 30, "the scatter's box selection to filter the curves", page, artefacts)
+    state = _wait_until(lambda: json.loads(linked_file.read_text())["filter_models"] and
+                        json.loads(linked_file.read_text()), 30, "the kernel to see the filter", page, artefacts)
+    assert HOSTILE not in state["filter_models"] and len(state["filter_models"]) == 1
+    _check_hostile_text(page)
+
+
+def _drag_box_around(page, exclude_model: str) -> None:
+    """Drag a small box in the scatter around the points of one model (not ``exclude_model``)."""
+    points = page.locator(".rv-view-scatter circle.rv-point")
+    page.locator(".rv-view-scatter svg").scroll_into_view_if_needed()
+    boxes = [(points.nth(k).get_attribute("data-model"), points.nth(k).bounding_box()) for k in range(points.count())]
+    mine = [box for model, box in boxes if model != exclude_model]
+    other = [box for model, box in boxes if model == exclude_model]
+    target = next(box for box in mine if all(abs(box["x"] - o["x"]) > 12 or abs(box["y"] - o["y"]) > 12
+                                             for o in other))
+    cx, cy = target["x"] + target["width"] / 2, target["y"] + target["height"] / 2
+    page.mouse.move(cx - 9, cy - 9)
+    page.mouse.down()
+    page.mouse.move(cx + 9, cy + 9, steps=4)
+    page.mouse.up()
+
+
+def _check_hostile_text(page) -> None:
+    """The hostile model name is shown as text and made no element."""
+    assert page.locator("img[src='x']").count() == 0
+    shown = page.evaluate("""(name) => [...document.querySelectorAll('.rv-root text, .rv-root option, .rv-root span')]
+        .some((e) => e.textContent.includes(name))""", HOSTILE)
+    assert shown
+
+
 def test_dropdown_in_the_page_reaches_the_kernel_and_redraws(jupyter_server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     frontend, url, root, log = jupyter_server
@@ -184,6 +266,7 @@ def test_dropdown_in_the_page_reaches_the_kernel_and_redraws(jupyter_server, tmp
             assert state["model"] == options[1] and state["error"] is None and state["image_bytes"] > 1000
             _wait_until(lambda: image.get_attribute("src") != source_before, 20, "the panel image to change",
                         page, tmp_path)
+            _check_linked_views(page, root / LINKED_FILE, tmp_path)
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
             (tmp_path / "failure.html").write_text(page.content())
@@ -191,3 +274,56 @@ def test_dropdown_in_the_page_reaches_the_kernel_and_redraws(jupyter_server, tmp
             raise
         finally:
             browser.close()
+
+
+def test_static_report_from_file_renders_every_view_offline(tmp_path):
+    """The report opened from file:// with every request routed: only the file itself is requested; every view
+    draws; a heatmap click changes the per-sample view, a hover shows a tooltip; hostile names stay text."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from robustviz.panels import write_report
+    from robustviz.testing.cubes import make_cube
+
+    cube = make_cube(n_models=2, n_perturbations=3, n_methods=2, n_samples=20, n_examples=2, image_size=16)
+    cube = cube.assign_coords(model=[HOSTILE, *cube.model.values[1:]]).rename({"cosine": HOSTILE})
+    cube[HOSTILE].attrs["category"] = "explanation-robustness"
+    cube["correct"] = cube["correct"].astype(float)
+    cube["correct"][0, 1] = float("nan")  # a region not written yet: must show as missing, not as 0
+    path = write_report(cube, tmp_path / "report.html", figures=False)
+    requests, dialogs, errors = [], [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+            page.route("**/*", lambda route: (requests.append(route.request.url),
+                                              route.continue_() if route.request.url.startswith("file://")
+                                              else route.abort()))
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(path.as_uri())
+            page.wait_for_selector(".rv-view-heatmap rect.rv-cell", timeout=20_000)
+            for view in ("heatmap", "cell", "curves", "scatter", "gallery", "spectral", "fisher"):
+                body = page.locator(f".rv-view-{view} .rv-body")
+                assert body.locator(".rv-error").count() == 0, (view, body.inner_text())
+                assert body.locator("svg, table").count() >= 1, view
+            page.wait_for_selector("canvas.rv-map[data-painted]", timeout=10_000)
+            missing = page.locator(".rv-view-heatmap rect.rv-missing")
+            assert missing.count() == cube.sizes["severity"]
+            assert {missing.nth(k).get_attribute("data-perturbation") for k in range(missing.count())} == \
+                {str(cube.perturbation.values[1])}
+            missing.first.hover()
+            assert "missing" in page.locator(".rv-tooltip").inner_text()
+            cell_view = page.locator(".rv-view-cell")
+            before = cell_view.get_attribute("data-key")
+            page.locator(".rv-view-heatmap rect.rv-cell").nth(2).click()
+            assert cell_view.get_attribute("data-key") != before
+            page.locator(".rv-view-scatter circle.rv-point").first.hover()
+            assert page.locator(".rv-tooltip").get_attribute("data-visible") == "true"
+            assert "accuracy" in page.locator(".rv-tooltip").inner_text()
+            _check_hostile_text(page)
+            assert HOSTILE in page.locator(".rv-view-scatter").inner_text()  # the metric name, as text
+            assert HOSTILE in page.locator("#rv-tables").inner_text()
+        finally:
+            browser.close()
+    assert requests == [path.as_uri()], requests
+    assert not dialogs and not errors, (dialogs, errors)

@@ -166,6 +166,13 @@ class RobustvizAccessor:
 
         return explore(self._ds, **kwargs)
 
+    def report(self, path: Any, **kwargs: Any) -> Any:
+        """Write a self-contained static HTML report (linked views, tables, provenance, figures) to ``path`` (an
+        ``.html`` file or a directory); opens from disk with no kernel and no network. Returns the file's path."""
+        from ..panels.report import write_report
+
+        return write_report(self._ds, path, **kwargs)
+
     def to_netcdf(self, path: Any) -> Any:
         from .io import to_netcdf
 

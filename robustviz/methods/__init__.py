@@ -3,6 +3,6 @@
 from .._optional import import_submodules
 from .base import Method
 
-import_submodules(__name__, ("captum_methods", "cam", "rise"))
+import_submodules(__name__, ("captum_methods", "cam", "fullgrad", "captum_perturbation", "rise"))
 
 __all__ = ["Method"]

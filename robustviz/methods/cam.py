@@ -6,6 +6,16 @@ each variant returns a ``N×h×w`` map; the base applies ReLU where the paper do
 and upsamples bilinearly (``align_corners=False``) to the input size. Maps are not min-max normalised (the
 similarity metrics normalise where they need to), so their scale is the paper's.
 
+Smoothing options on every variant (pytorch-grad-cam's names):
+
+- ``eigen_smooth=True``: instead of summing the weighted activations ``w_k A_k`` (or ``G_k ⊙ A_k`` for the
+  element-wise variants) over channels, project them on their first principal component (spatial mean removed,
+  as pytorch-grad-cam's ``get_2d_projection``); the component's sign is chosen so the map correlates positively
+  with the unsmoothed sum.
+- ``aug_smooth=True``: test-time augmentation: the mean of the maps of 6 augmented copies (horizontal flip on/off
+  × brightness factors 0.9, 1, 1.1, pytorch-grad-cam's ``ttach`` set), each map flipped back. The multiplied image
+  is clamped to [0, 1] (pixel space; pytorch-grad-cam multiplies normalised tensors and does not clamp).
+
 The layer is ``model.cam_layer`` or the ``layer`` argument (module or dotted name). The forward hook lives only
 inside :meth:`CAM.capture` and is removed in ``finally``; gradients come from ``torch.autograd.grad`` on the
 captured activations, so no graph survives a call.
@@ -20,20 +30,44 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import register
+from ..validation import InputError
 from .base import Method
 from .captum_methods import frozen_parameters, resolve_layer
 
 EPS = 1e-7  # pytorch-grad-cam's epsilon in the Grad-CAM++ and XGrad-CAM denominators
+AUG_FACTORS = (0.9, 1.0, 1.1)  # pytorch-grad-cam's aug_smooth brightness factors (ttach.Multiply)
+
+
+def first_component(weighted: torch.Tensor, *, center: bool, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Projection of ``N×K×h×w`` activations (``hw×K`` per image) on their first right singular vector, ``N×h×w``.
+
+    ``center`` subtracts the spatial mean of each channel first (a PCA). The SVD's sign is arbitrary; it is fixed
+    so the projection correlates positively with ``reference`` (``N×h×w``; default: the channel sum)."""
+    count, channels, height, width = weighted.shape
+    matrix = weighted.reshape(count, channels, height * width).transpose(1, 2).double()  # N × hw × K
+    if center:
+        matrix = matrix - matrix.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+    projection = matrix @ vh[:, 0, :].unsqueeze(-1)  # N × hw × 1
+    reference = weighted.sum(dim=1) if reference is None else reference
+    reference = reference.reshape(count, -1, 1).double()
+    sign = torch.sign(((projection - projection.mean(1, keepdim=True))
+                       * (reference - reference.mean(1, keepdim=True))).sum(dim=1, keepdim=True))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    return (projection * sign).reshape(count, height, width).to(weighted.dtype)
 
 
 class CAM(Method):
-    """Base class: subclasses override :meth:`weigh` (``A, G, ...`` → ``N×h×w`` map before ReLU)."""
+    """Base class: subclasses override :meth:`channel_weights` (``w_k``), :meth:`weighted_activations`
+    (``N×K×h×w`` terms whose channel sum is the map) or, for maps that are not such a sum, :meth:`weigh`."""
 
     family = "cam"
     needs_gradients = True
 
-    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True):
+    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, *, aug_smooth: bool = False,
+                 eigen_smooth: bool = False):
         self.layer, self.relu = layer, relu
+        self.aug_smooth, self.eigen_smooth = bool(aug_smooth), bool(eigen_smooth)
 
     @staticmethod
     @contextlib.contextmanager
@@ -43,6 +77,9 @@ class CAM(Method):
 
         def hook(module, inputs, output):
             store["activations"] = output
+            # Downstream modules get a copy: an in-place op after the layer (torchvision's ``ReLU(inplace=True)``)
+            # would otherwise overwrite the captured activations and reroute their gradients.
+            return output.clone() if isinstance(output, torch.Tensor) else output
 
         handle = layer.register_forward_hook(hook)
         try:
@@ -52,6 +89,20 @@ class CAM(Method):
 
     def explain(self, model, images, target, *, seeds):
         layer = resolve_layer(model, self.layer, self.name)
+        if not self.aug_smooth:
+            return self.upsampled_cam(model, images, target, layer)
+        maps = []
+        for flip in (False, True):
+            for factor in AUG_FACTORS:
+                augmented = (images * factor).clamp(0.0, 1.0)
+                if flip:
+                    augmented = augmented.flip(-1)
+                cam = self.upsampled_cam(model, augmented, target, layer)
+                maps.append(cam.flip(-1) if flip else cam)
+        return torch.stack(maps).mean(dim=0)
+
+    def upsampled_cam(self, model, images, target, layer) -> torch.Tensor:
+        """The map of one (possibly augmented) batch: ``N×1×H×W`` after ReLU and bilinear upsampling."""
         with frozen_parameters(model):
             with self.capture(layer) as store:
                 logits = model(images.detach().requires_grad_(self.needs_gradients))
@@ -68,12 +119,22 @@ class CAM(Method):
         return F.interpolate(cam.unsqueeze(1), size=images.shape[-2:], mode="bilinear", align_corners=False)
 
     def weigh(self, activations: torch.Tensor, gradients: torch.Tensor | None, **context) -> torch.Tensor:
-        """``Σ_k w_k A_k`` for the variant's weights (default: :meth:`channel_weights`)."""
-        weights = self.channel_weights(activations, gradients)
-        return torch.einsum("nk,nkhw->nhw", weights, activations)
+        """The ``N×h×w`` map before ReLU: channel sum of :meth:`weighted_activations`, or with ``eigen_smooth``
+        their first principal component."""
+        weighted = self.weighted_activations(activations, gradients, **context)
+        if self.eigen_smooth:
+            return first_component(weighted, center=True)
+        return weighted.sum(dim=1)
 
-    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must override weigh or channel_weights")
+    def weighted_activations(self, activations: torch.Tensor, gradients: torch.Tensor | None,
+                             **context) -> torch.Tensor:
+        """``w_k A_k`` (``N×K×h×w``) for the variant's :meth:`channel_weights`."""
+        weights = self.channel_weights(activations, gradients, **context)
+        return weights.to(activations.dtype)[:, :, None, None] * activations
+
+    def channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor | None, **context) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must override weigh, weighted_activations or "
+                                  f"channel_weights")
 
 
 @register("method", "grad_cam_ours")
@@ -82,7 +143,7 @@ class GradCAM(CAM):
 
     name = "grad_cam_ours"
 
-    def channel_weights(self, activations, gradients):
+    def channel_weights(self, activations, gradients, **context):
         return gradients.mean(dim=(2, 3))
 
 
@@ -93,7 +154,7 @@ class GradCAMPlusPlus(CAM):
 
     name = "gradcam_plus_plus"
 
-    def channel_weights(self, activations, gradients):
+    def channel_weights(self, activations, gradients, **context):
         squared, cubed = gradients**2, gradients**3
         activation_sums = activations.sum(dim=(2, 3), keepdim=True)
         alpha = squared / (2 * squared + activation_sums * cubed + EPS)
@@ -107,7 +168,7 @@ class XGradCAM(CAM):
 
     name = "xgrad_cam"
 
-    def channel_weights(self, activations, gradients):
+    def channel_weights(self, activations, gradients, **context):
         normalised = activations / (activations.sum(dim=(2, 3), keepdim=True) + EPS)
         return (normalised * gradients).sum(dim=(2, 3))
 
@@ -118,8 +179,8 @@ class HiResCAM(CAM):
 
     name = "hires_cam"
 
-    def weigh(self, activations, gradients, **context):
-        return (gradients * activations).sum(dim=1)
+    def weighted_activations(self, activations, gradients, **context):
+        return gradients * activations
 
 
 @register("method", "layer_cam")
@@ -128,8 +189,8 @@ class LayerCAM(CAM):
 
     name = "layer_cam"
 
-    def weigh(self, activations, gradients, **context):
-        return (gradients.clamp_min(0) * activations).sum(dim=1)
+    def weighted_activations(self, activations, gradients, **context):
+        return gradients.clamp_min(0) * activations
 
 
 @register("method", "eigen_cam")
@@ -142,22 +203,12 @@ class EigenCAM(CAM):
     name = "eigen_cam"
     needs_gradients = False
 
-    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, center: bool = False):
-        super().__init__(layer, relu)
+    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, center: bool = False, **smooth):
+        super().__init__(layer, relu, **smooth)
         self.center = center
 
     def weigh(self, activations, gradients, **context):
-        count, channels, height, width = activations.shape
-        matrix = activations.reshape(count, channels, height * width).transpose(1, 2).double()  # N × hw × K
-        if self.center:
-            matrix = matrix - matrix.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(matrix, full_matrices=False)
-        projection = matrix @ vh[:, 0, :].unsqueeze(-1)  # N × hw × 1
-        reference = activations.sum(dim=1).reshape(count, -1, 1).double()
-        sign = torch.sign(((projection - projection.mean(1, keepdim=True))
-                           * (reference - reference.mean(1, keepdim=True))).sum(dim=1, keepdim=True))
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-        return (projection * sign).reshape(count, height, width).to(activations.dtype)
+        return first_component(activations, center=self.center)
 
 
 @register("method", "ablation_cam")
@@ -169,11 +220,12 @@ class AblationCAM(CAM):
     name = "ablation_cam"
     needs_gradients = False
 
-    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, batch_channels: int = 32):
-        super().__init__(layer, relu)
+    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, batch_channels: int = 32,
+                 **smooth):
+        super().__init__(layer, relu, **smooth)
         self.batch_channels = batch_channels
 
-    def weigh(self, activations, gradients, *, model, images, target, layer, logits, **context):
+    def channel_weights(self, activations, gradients, *, model, images, target, layer, logits, **context):
         count, channels = activations.shape[:2]
         original = logits.gather(1, target.view(-1, 1))  # N × 1
         ablated = torch.empty(count, channels, device=activations.device, dtype=logits.dtype)
@@ -194,8 +246,65 @@ class AblationCAM(CAM):
                 handle.remove()
             ablated[:, start:start + copies] = out.gather(1, target.repeat_interleave(copies).view(-1, 1)).view(
                 count, copies)
-        weights = (original - ablated) / original
-        return torch.einsum("nk,nkhw->nhw", weights.to(activations.dtype), activations)
+        return (original - ablated) / original
 
 
-__all__ = ["AblationCAM", "CAM", "EigenCAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM"]
+@register("method", "eigengrad_cam")
+class EigenGradCAM(CAM):
+    """EigenGrad-CAM (pytorch-grad-cam's variant of Eigen-CAM): first principal component of ``G ⊙ A`` (spatial
+    mean removed before the SVD, as pytorch-grad-cam), signed to correlate with ``Σ_k G_k ⊙ A_k``; class-specific
+    through the gradients."""
+
+    name = "eigengrad_cam"
+
+    def weigh(self, activations, gradients, **context):
+        return first_component(gradients * activations, center=True)
+
+
+@register("method", "score_cam")
+class ScoreCAM(CAM):
+    """Score-CAM (Wang et al. 2020): each channel, upsampled to the input (bilinear, corners aligned) and min-max
+    normalised to [0, 1], masks the image; its weight is the model's score for the target on the masked image.
+
+    ``weights="softmax"`` (default, pytorch-grad-cam's form): softmax over channels of the masked target logits.
+    ``weights="confidence"`` (the paper's Eq. 2): softmax probability of the target on the masked image minus that
+    on the black baseline image. Gradient-free; ``batch_masks`` masked images per forward pass, taken across
+    samples and channels (K forward images per sample in all).
+    """
+
+    name = "score_cam"
+    needs_gradients = False
+
+    def __init__(self, layer: torch.nn.Module | str | None = None, relu: bool = True, batch_masks: int = 64,
+                 weights: str = "softmax", **smooth):
+        super().__init__(layer, relu, **smooth)
+        if weights not in ("softmax", "confidence"):
+            raise InputError(f"score_cam weights must be 'softmax' or 'confidence', got {weights!r}")
+        if int(batch_masks) < 1:
+            raise InputError(f"score_cam batch_masks must be ≥ 1, got {batch_masks}")
+        self.batch_masks, self.weights = int(batch_masks), weights
+
+    def channel_weights(self, activations, gradients, *, model, images, target, **context):
+        count, channels = activations.shape[:2]
+        flat = activations.reshape(count * channels, 1, *activations.shape[2:])
+        scores = torch.empty(count * channels, device=images.device, dtype=torch.float32)
+        for start in range(0, count * channels, self.batch_masks):
+            rows = torch.arange(start, min(count * channels, start + self.batch_masks), device=images.device)
+            masks = F.interpolate(flat[rows], size=images.shape[-2:], mode="bilinear", align_corners=True)
+            low = masks.amin(dim=(2, 3), keepdim=True)
+            high = masks.amax(dim=(2, 3), keepdim=True)
+            masks = (masks - low) / (high - low + 1e-8)  # pytorch-grad-cam's epsilon
+            samples = torch.div(rows, channels, rounding_mode="floor")
+            out = model(images[samples] * masks)
+            if self.weights == "confidence":
+                out = out.softmax(dim=1)
+            scores[rows] = out.gather(1, target[samples].view(-1, 1)).squeeze(1).float()
+        scores = scores.view(count, channels)
+        if self.weights == "softmax":
+            return scores.softmax(dim=1)
+        baseline = model(torch.zeros_like(images)).softmax(dim=1).gather(1, target.view(-1, 1))
+        return scores - baseline.float()
+
+
+__all__ = ["AblationCAM", "CAM", "EigenCAM", "EigenGradCAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM",
+           "ScoreCAM", "XGradCAM", "first_component"]

@@ -197,6 +197,52 @@ class DeepLiftMethod(CaptumMethod):
                                                     target=target)
 
 
+@register("method", "input_x_gradient")
+class InputXGradientMethod(CaptumMethod):
+    """Input × Gradient (Shrikumar et al. 2016): ``x ⊙ ∂f_t/∂x``, Captum's ``InputXGradient``."""
+
+    name = "input_x_gradient"
+
+    def _attribute(self, model, images, target, seeds):
+        return captum_attr.InputXGradient(model).attribute(images, target=target)
+
+
+@register("method", "deeplift_shap")
+class DeepLiftShapMethod(CaptumMethod):
+    """DeepLIFT-SHAP (Lundberg & Lee 2017): DeepLIFT (rescale rule) averaged over a baseline distribution, the
+    computation of Captum's ``DeepLiftShap``. Baselines: ``n_baselines`` uniform-noise images per sample from
+    :mod:`robustviz.rng` (``baseline="uniform"``), or those plus the black image (``"zeros+uniform"``). Captum's
+    class takes one baseline set for the whole batch, so the sample × baseline pairs run through ``DeepLift`` in one
+    batch (exactly what ``DeepLiftShap`` expands to) and are averaged per sample. Needs ``nn.ReLU`` modules, as
+    ``deeplift`` does."""
+
+    name = "deeplift_shap"
+    family = "path"
+
+    def __init__(self, n_baselines: int = 8, baseline: str = "uniform"):
+        if baseline not in ("uniform", "zeros+uniform"):
+            raise InputError(f"deeplift_shap baseline must be 'uniform' or 'zeros+uniform', got {baseline!r}")
+        if int(n_baselines) < 1:
+            raise InputError(f"deeplift_shap n_baselines must be ≥ 1, got {n_baselines}")
+        self.n_baselines, self.baseline = int(n_baselines), baseline
+
+    def baselines(self, seeds: torch.Tensor, shape: tuple[int, ...], device) -> torch.Tensor:
+        """Per-sample baseline distributions ``(N, B, C, H, W)``."""
+        drawn = rng.uniform(rng.substream(seeds, "deeplift_shap-baselines"), (self.n_baselines, *shape), device)
+        if self.baseline == "zeros+uniform":
+            drawn = torch.cat([torch.zeros_like(drawn[:, :1]), drawn], dim=1)
+        return drawn
+
+    def _attribute(self, model, images, target, seeds):
+        count, shape = images.shape[0], tuple(images.shape[1:])
+        baselines = self.baselines(seeds, shape, images.device)
+        per_sample = baselines.shape[1]
+        inputs = images.detach().repeat_interleave(per_sample, dim=0).requires_grad_(True)
+        maps = captum_attr.DeepLift(model).attribute(inputs, baselines=baselines.reshape(-1, *shape),
+                                                     target=target.repeat_interleave(per_sample))
+        return maps.view(count, per_sample, *shape).mean(dim=1)
+
+
 @register("method", "guided_backprop")
 class GuidedBackpropMethod(CaptumMethod):
     """Guided Backpropagation (Springenberg et al. 2015): ReLU backward passes only positive gradients."""
@@ -284,6 +330,7 @@ class GuidedGradCamMethod(CaptumMethod):
                                                                  interpolate_mode=self.interpolate_mode)
 
 
-__all__ = ["CaptumMethod", "DeepLiftMethod", "GradCamMethod", "GradientShapMethod", "GuidedBackpropMethod",
-           "GuidedGradCamMethod", "IntegratedGradientsMethod", "LRPMethod", "OcclusionMethod", "SaliencyMethod",
-           "SmoothGradMethod", "frozen_parameters", "resolve_layer", "seed_int", "smoothgrad_noise"]
+__all__ = ["CaptumMethod", "DeepLiftMethod", "DeepLiftShapMethod", "GradCamMethod", "GradientShapMethod",
+           "GuidedBackpropMethod", "GuidedGradCamMethod", "InputXGradientMethod", "IntegratedGradientsMethod",
+           "LRPMethod", "OcclusionMethod", "SaliencyMethod", "SmoothGradMethod", "frozen_parameters", "resolve_layer",
+           "seed_int", "smoothgrad_noise"]

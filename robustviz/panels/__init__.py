@@ -1,8 +1,11 @@
-"""Notebook panels over a results cube (ipywidgets 8 + matplotlib, PNG images — no ipympl needed).
+"""Notebook panels over a results cube.
 
-Each panel is a class with ``.widget`` and a pure ``render_*(ds, **state) -> Figure`` function; :func:`explore`
-puts them in tabs. Panels read lazily: give them ``xr.open_zarr(path)`` (or the path) and they compute only the
-slices they draw. They never run a model.
+:class:`LinkedExplorer` (an anywidget: one dependency-free ES module, no JupyterLab build step) shows seven linked,
+clickable views that share one selection; :func:`write_report` writes the same views into a static HTML file.
+The matplotlib panels (a class with ``.widget`` and a pure ``render_*(ds, **state) -> Figure`` each) stay for
+paper-style figures. :func:`explore` shows the linked explorer with the matplotlib panels in tabs below. All read
+lazily: give them ``xr.open_zarr(path)`` (or the path) and they compute only the slices they show. They never run
+a model.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from ._base import Panel, PanelError, figure_to_png
 from .curves import SeverityCurves, render_severity_curves, severity_curve_data
 from .explorer import CubeExplorer, cell_samples, heatmap_data, render_heatmap, render_sample_view
 from .gallery import SampleGallery, colour_limits, gallery_data, render_gallery
+from .linked import LinkedExplorer
+from .payloads import CubeData
 from .progress import CubeWatcher, completion, open_cube, progress_bar
 from .scatter import CriteriaScatter, criteria_data, render_criteria_scatter
+from .report import ReportError, render_report, write_report
 from .spectral import SpectralPanel, render_spectral, spectral_data
 
 
@@ -46,12 +52,15 @@ def _check_structure(ds: xr.Dataset) -> None:
                          f"robustviz.evaluate (or robustviz.testing.make_cube for a synthetic one)")
 
 
-def explore(cube: xr.Dataset | str | os.PathLike[str]) -> Any:
-    """All panels for ``cube`` in tabs; returns the ipywidgets box (display it, or leave it last in a cell).
+def explore(cube: xr.Dataset | str | os.PathLike[str], *, poll: float | None = None) -> Any:
+    """The linked explorer of ``cube`` with the matplotlib panels in tabs below; returns the ipywidgets box
+    (display it, or leave it last in a cell).
 
     ``cube`` is a Dataset (ideally lazy, from ``xr.open_zarr``) or the path of a zarr store; with a path, a refresh
-    button re-reads the store so the panels follow an evaluation that is still writing it. A tab draws when first
-    shown. The box carries ``.panels`` (title → panel) and ``.watcher`` (a :class:`CubeWatcher` or None).
+    button re-reads the store so the views follow an evaluation that is still writing it, and ``poll`` (seconds)
+    re-reads it by itself until every region is done. A matplotlib tab draws when first shown. The box carries
+    ``.explorer`` (the :class:`LinkedExplorer`), ``.panels`` (title → matplotlib panel) and ``.watcher`` (a
+    :class:`CubeWatcher` or None).
     """
     import ipywidgets as widgets
 
@@ -63,31 +72,40 @@ def explore(cube: xr.Dataset | str | os.PathLike[str]) -> Any:
         raise TypeError(f"explore needs a robustviz cube (xarray.Dataset) or the path of its zarr store, got "
                         f"{type(cube).__name__}")
     _check_structure(cube)
+    explorer = LinkedExplorer(cube)
     panels = _panels_for(cube)
     tabs = widgets.Tab(children=[panel.widget for panel in panels.values()], titles=list(panels))
+    figures = widgets.Accordion(children=[tabs], titles=["matplotlib panels (paper-style figures)"],
+                                selected_index=None)
     ordered = list(panels.values())
 
     def show_selected(*_: Any) -> None:
-        if tabs.selected_index is not None:
+        if figures.selected_index is not None and tabs.selected_index is not None:
             ordered[tabs.selected_index].ensure_rendered()
 
     def reread(ds: xr.Dataset) -> None:
+        explorer.set_dataset(ds, status=watcher.summary() if watcher is not None else None)
         for panel in ordered:
             panel.set_dataset(ds, redraw=False)
         show_selected()
 
     tabs.observe(show_selected, names="selected_index")
+    figures.observe(show_selected, names="selected_index")
     tabs.selected_index = 0
-    show_selected()
-    box = widgets.VBox(([watcher.widget] if watcher is not None else []) + [tabs])
+    box = widgets.VBox(([watcher.widget] if watcher is not None else []) + [explorer, figures])
     if watcher is not None:
+        explorer.status = watcher.summary()
         watcher.listeners.append(reread)
+        if poll is not None:
+            watcher.poll(poll)
+    box.explorer = explorer
     box.panels = panels
     box.watcher = watcher
     return box
 
 
-__all__ = ["CriteriaScatter", "CubeExplorer", "CubeWatcher", "Panel", "PanelError", "SampleGallery",
+__all__ = ["CriteriaScatter", "CubeData", "CubeExplorer", "CubeWatcher", "LinkedExplorer", "Panel", "PanelError",
+           "ReportError", "SampleGallery", "render_report", "write_report",
            "SeverityCurves", "SpectralPanel", "cell_samples", "colour_limits", "completion", "criteria_data",
            "explore", "figure_to_png", "gallery_data", "heatmap_data", "open_cube", "progress_bar",
            "render_criteria_scatter", "render_gallery", "render_heatmap", "render_sample_view",

@@ -11,7 +11,9 @@ floats); the ``done`` mask the store keeps says how far the run got.
 
 from __future__ import annotations
 
+import html
 import os
+import threading
 import warnings
 from typing import Any, Callable, Iterable
 
@@ -70,10 +72,39 @@ class CubeWatcher:
         self.widget = widgets.HBox([self.button, self.status])
         self._update_status()
 
-    def _update_status(self) -> None:
+    def summary(self) -> str:
+        """"k/n regions done (p%) — store" as plain text."""
         done, total = completion(self.ds)
         share = f" ({100 * done / total:.0f}%)" if total else ""
-        self.status.value = f"{done}/{total} regions done{share} — {self.store}"
+        return f"{done}/{total} regions done{share} — {self.store}"
+
+    def _update_status(self) -> None:
+        self.status.value = html.escape(self.summary())
+
+    def poll(self, seconds: float) -> threading.Thread:
+        """Re-read the store every ``seconds`` in a background thread while regions are still missing (the
+        listeners see each new region as it lands); stops when every region is done or :meth:`stop` is called."""
+        if seconds <= 0:
+            raise ValueError(f"poll needs a positive interval in seconds, got {seconds}")
+        self._stopped = threading.Event()
+
+        def loop() -> None:
+            last = completion(self.ds)
+            while not self._stopped.wait(seconds):
+                current = completion(open_cube(self.store))
+                if current != last:
+                    last = current
+                    self.refresh()
+                if current[1] and current[0] >= current[1]:
+                    return
+        thread = threading.Thread(target=loop, name="robustviz-cube-watcher", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Stop :meth:`poll`."""
+        if getattr(self, "_stopped", None) is not None:
+            self._stopped.set()
 
     def refresh(self) -> xr.Dataset:
         """Re-open the store, notify the listeners, and return the new cube."""

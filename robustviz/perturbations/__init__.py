@@ -3,6 +3,6 @@
 from .._optional import import_submodules
 from .base import Perturbation
 
-import_submodules(__name__, ("corruptions", "noise", "spectral", "adversarial", "files"))
+import_submodules(__name__, ("corruptions", "noise", "spectral", "adversarial", "attacks", "files"))
 
 __all__ = ["Perturbation"]

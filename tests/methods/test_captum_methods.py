@@ -22,6 +22,8 @@ def direct(name, model, images, targets):
         out = captum_attr.IntegratedGradients(model).attribute(x, baselines=0.0, target=targets, n_steps=32)
     elif name == "deeplift":
         out = captum_attr.DeepLift(model).attribute(x, baselines=torch.zeros_like(x), target=targets)
+    elif name == "input_x_gradient":
+        out = captum_attr.InputXGradient(model).attribute(x, target=targets)
     elif name == "guided_backprop":
         out = captum_attr.GuidedBackprop(model).attribute(x, target=targets)
     elif name == "lrp":
@@ -38,8 +40,8 @@ def direct(name, model, images, targets):
     return out.detach().sum(dim=1, keepdim=True)
 
 
-NAMES = ["saliency", "integrated_gradients", "deeplift", "guided_backprop", "lrp", "occlusion", "grad_cam",
-         "guided_grad_cam"]
+NAMES = ["saliency", "integrated_gradients", "deeplift", "input_x_gradient", "guided_backprop", "lrp", "occlusion",
+         "grad_cam", "guided_grad_cam"]
 
 
 @pytest.mark.parametrize("name", NAMES)

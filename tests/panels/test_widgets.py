@@ -76,10 +76,13 @@ def test_explore_renders_tabs_lazily(cube):
     box = explore(cube)
     panels = box.panels
     assert list(panels) == ["explorer", "gallery", "severity curves", "spectral", "three criteria"]
+    assert not panels["explorer"].image.value  # the matplotlib tabs draw when the accordion opens
+    figures = box.children[-1]
+    figures.selected_index = 0
     assert panels["explorer"].image.value and not panels["spectral"].image.value
-    tabs = box.children[-1]
-    tabs.selected_index = 3
+    figures.children[0].selected_index = 3
     assert panels["spectral"].image.value
+    assert box.explorer.heatmap["model"] == str(cube["model"].values[0])
     with pytest.raises(TypeError, match="xarray.Dataset"):
         explore(42)
     with pytest.raises(PanelError, match="'correct'"):
@@ -102,16 +105,20 @@ def test_watcher_refresh_sees_new_values_in_the_store(tmp_path, cube):
     box = explore(path)
     assert box.watcher is not None
     explorer = box.panels["explorer"]
+    box.children[-1].selected_index = 0
     model = cube["model"].values[0]
     before = heatmap_data(explorer.ds, "correct", model).values
     image_before = explorer.image.value
+    linked_before = box.explorer.heatmap["mean"]
     group = zarr.open_group(path, mode="r+")
     group["correct"][0, ...] = False  # an evaluation writes a region
     box.watcher.button.click()
     after = heatmap_data(explorer.ds, "correct", model).values
     assert before.max() > 0 and np.all(after == 0)
     assert explorer.image.value != image_before
-    assert "regions done" in box.watcher.status.value
+    assert "regions done" in box.watcher.status.value and "regions done" in box.explorer.status
+    assert np.nanmax(np.array(linked_before, dtype=float)) > 0
+    assert np.all(np.array(box.explorer.heatmap["mean"], dtype=float) == 0)
 
 
 def test_completion_reads_the_done_mask(cube):
