@@ -18,7 +18,7 @@ from ..spec import Component, SpecError
 RERUNNING_CATEGORIES = ("sensitivity",)
 #: Methods skipped by default for such metrics: by family (every call is many forward passes) or by name.
 COSTLY_FAMILIES = ("perturbation",)
-COSTLY_METHODS = ("smoothgrad",)
+COSTLY_METHODS = ("smoothgrad", "score_cam", "ablation_cam")  # one forward per noisy copy / per channel
 #: Below this many masks RISE maps are dominated by the masks themselves (shared by clean and perturbed images).
 RISE_MIN_MASKS = 1000
 #: Below this many steps an insertion/deletion AUC is a coarse trapezoid of a handful of points.
