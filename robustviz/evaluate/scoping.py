@@ -2,8 +2,8 @@
 
 ``metrics: [{name: max_sensitivity, methods: [saliency, grad_cam]}]`` computes the metric for those methods only;
 the other methods' cells read NaN (missing, never 0). Without ``methods``, a sensitivity metric skips the methods
-whose every call is already hundreds of model passes (RISE and the other perturbation-based methods, SmoothGrad):
-max-sensitivity re-runs the method ``n_samples`` times per image, so with RISE's 6000 masks it is ~89 % of a
+whose every call is already many model passes (RISE and the other perturbation-based methods, SmoothGrad,
+Score-CAM, Ablation-CAM): max-sensitivity re-runs the method ``n_samples`` times per image, so with RISE's 6000 masks it is ~89 % of a
 default spec's cost. ``methods: all`` (or naming the method) computes them anyway.
 """
 
