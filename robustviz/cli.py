@@ -1,4 +1,4 @@
-"""``robustviz`` command line: demo, run, figures, info, train-zoo."""
+"""``robustviz`` command line: demo, run, verify, figures, info, train-zoo."""
 
 from __future__ import annotations
 
@@ -103,8 +103,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         client = make_client(args.scheduler, workers=args.workers)
     if store.exists() and not (args.resume or args.overwrite):
-        print(f"error: {store} exists; pass --resume to continue it or --overwrite to start over", file=sys.stderr)
-        return 2
+        from .evaluate.store import holds_results, is_store
+
+        if not is_store(store) and not (store.is_dir() and not any(store.iterdir())):
+            print(f"error: {store} exists and is not a robustviz store; choose another --store path (robustviz "
+                  f"never writes into or deletes what it did not create)", file=sys.stderr)
+            return 2
+        if is_store(store) and holds_results(store):  # a store without results (a failed first run) is redone
+            print(f"error: {store} exists; pass --resume to continue it or --overwrite to start over",
+                  file=sys.stderr)
+            return 2
     try:
         ds = evaluate(spec, store=store, client=client, progress=not args.no_progress, overwrite=args.overwrite)
     finally:
@@ -139,6 +147,26 @@ def _check_cost(spec, args: argparse.Namespace) -> int | None:
         if not args.force:
             return EXIT_OVER_LIMIT
     return 0 if args.dry_run else None
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a store's content hashes; exit 0 only when nothing is damaged (pending regions are not damage)."""
+    from .cube.integrity import verify_store
+
+    store = Path(args.store)
+    if not store.is_dir():
+        print(f"error: no zarr store at {store}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    report = verify_store(store)
+    for line in report.lines():
+        print(f"damaged: {line}")
+    print(f"{report.summary()} ({time.perf_counter() - started:.2f} s)")
+    if not report.ok:
+        print(f"to repair: robustviz run SPEC.yaml --store {store} --resume (damaged regions are recomputed)",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -217,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec")
     run.add_argument("--store", help="zarr directory (default: SPEC with .zarr suffix)")
     run.add_argument("--resume", action="store_true", help="continue an existing store of the same spec")
-    run.add_argument("--overwrite", action="store_true", help="discard an existing store")
+    run.add_argument("--overwrite", action="store_true",
+                     help="discard an existing robustviz store (any other path is refused)")
     run.add_argument("--netcdf", help="also write a netCDF copy here")
     run.add_argument("--scheduler", help="dask scheduler address, or 'local' for a LocalCluster")
     run.add_argument("--workers", type=int, default=2, help="workers of a local cluster (default 2)")
@@ -228,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse to start when the estimate exceeds this (default: the spec's limits.max_hours)")
     run.add_argument("--force", action="store_true", help="run even when the estimate exceeds the limit")
     run.set_defaults(func=cmd_run)
+
+    verify = sub.add_parser("verify", help="check a store's content hashes; list damaged regions (exit 1)")
+    verify.add_argument("store")
+    verify.set_defaults(func=cmd_verify)
 
     figures = sub.add_parser("figures", help="write every paper figure and LaTeX table of a cube")
     figures.add_argument("cube")

@@ -53,9 +53,10 @@ class RobustvizAccessor:
 
     @property
     def scores(self) -> list[str]:
-        """Per-sample score variables (those with a ``sample`` dim), e.g. ``correct``, ``cosine``."""
+        """Per-sample score variables (a ``sample`` dim and only cube dims — not per-sample arrays such as
+        ``attribution_pooled``), e.g. ``correct``, ``cosine``."""
         return [name for name, var in self._ds.data_vars.items()
-                if "sample" in var.dims and name not in _NOT_SCORES]
+                if "sample" in var.dims and name not in _NOT_SCORES and set(var.dims) <= set(schema.CORE_DIMS)]
 
     def is_complete(self) -> bool:
         """True when every region (and every model-level analysis) has been written."""
@@ -67,8 +68,11 @@ class RobustvizAccessor:
 
     # -- summaries ------------------------------------------------------------------------------------------------
     def accuracy(self, dim: str | Iterable[str] = "sample") -> xr.DataArray:
-        """Top-1 accuracy, averaged over ``dim`` (default: samples → model × perturbation × severity)."""
-        return self._ds["correct"].astype("float64").mean(dim=dim).rename("accuracy")
+        """Top-1 accuracy, averaged over ``dim`` (default: samples → model × perturbation × severity).
+
+        NaN where any averaged cell is missing (a region not written yet): a partial mean would not be the accuracy
+        of the cell, and 0 would be a wrong one."""
+        return self._ds["correct"].astype("float64").mean(dim=dim, skipna=False).rename("accuracy")
 
     def error(self, dim: str | Iterable[str] = "sample") -> xr.DataArray:
         """Top-1 error (1 − accuracy)."""
@@ -158,6 +162,44 @@ class RobustvizAccessor:
         from .stats import cam_robustness
 
         return cam_robustness(self._ds, **kwargs)
+
+    def critical_difference(self, variable: str, **kwargs: Any) -> Any:
+        """Average ranks of the methods and Nemenyi's critical difference (every other dim forms the blocks)."""
+        from .stats import critical_difference
+
+        return critical_difference(self._ds, variable, **kwargs)
+
+    def effect_sizes(self, variable: str, **kwargs: Any) -> pd.DataFrame:
+        """Paired effect sizes (Cohen's d_z, rank-biserial, Cliff's δ) of every pair of methods."""
+        from .stats import effect_sizes
+
+        return effect_sizes(self._ds, variable, **kwargs)
+
+    # -- calibration ----------------------------------------------------------------------------------------------
+    def calibration(self, n_bins: int = 15) -> xr.Dataset:
+        """ECE (``n_bins`` equal-width bins), mean NLL and mean Brier (when evaluated) per cell."""
+        from .calibration import calibration
+
+        return calibration(self._ds, n_bins=n_bins)
+
+    def nll(self) -> xr.DataArray:
+        """Per-sample negative log-likelihood of the label, ``−log prob_true``."""
+        from .calibration import nll
+
+        return nll(self._ds)
+
+    # -- merging ----------------------------------------------------------------------------------------------------
+    def merge(self, other: xr.Dataset) -> xr.Dataset:
+        """The union of this cube and ``other`` (same samples); conflicting shared cells raise an error."""
+        from .merge import merge_cubes
+
+        return merge_cubes(self._ds, other)
+
+    def diff(self, other: xr.Dataset, variables: Iterable[str] | None = None) -> xr.Dataset:
+        """``other − self`` per shared per-sample variable on the cells both cubes have."""
+        from .merge import diff_cubes
+
+        return diff_cubes(self._ds, other, variables)
 
     # -- views ----------------------------------------------------------------------------------------------------
     def explore(self, **kwargs: Any) -> Any:

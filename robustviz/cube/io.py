@@ -8,17 +8,29 @@ from pathlib import Path
 
 import xarray as xr
 
+from .integrity import verify_store
 from .schema import CubeError
 
 #: Bookkeeping variables of a store that a shared cube does not need.
 STORE_ONLY = ("done", "model_done")
 
 
-def open_cube(path: str | os.PathLike[str], *, validate: bool = True) -> xr.Dataset:
-    """Open a cube from a zarr directory (lazily) or a netCDF file."""
+def open_cube(path: str | os.PathLike[str], *, validate: bool = True, verify: bool = False) -> xr.Dataset:
+    """Open a cube from a zarr directory (lazily) or a netCDF file.
+
+    ``verify=True`` first checks a robustviz store's content hashes (:func:`~robustviz.cube.integrity.verify_store`:
+    it reads every written region once) and raises :class:`CubeError` listing the damaged regions; regions not
+    written yet are not damage (they read as NaN / -1).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no cube at {path}; run `robustviz demo` or `robustviz run SPEC.yaml` first")
+    if verify and path.is_dir():
+        report = verify_store(path)
+        if not report.ok:
+            lines = report.lines()
+            raise CubeError(f"the store {path} is damaged ({len(lines)} problems; `robustviz run SPEC --resume "
+                            f"--store {path}` recomputes damaged regions):\n- " + "\n- ".join(lines[:20]))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
         warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr hierarchy.*")

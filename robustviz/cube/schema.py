@@ -26,7 +26,8 @@ CORE_DIMS: tuple[str, ...] = ("model", "perturbation", "severity", "method", "sa
 
 #: Variables every cube has: what the model did on each (perturbed) sample.
 BASE_VARIABLES: dict[str, dict[str, Any]] = {
-    "correct": {"dtype": "bool", "long_name": "prediction equals the label", "direction": "higher",
+    # float32 1.0 / 0.0 rather than bool: a region not written yet reads NaN (missing), never "wrong"
+    "correct": {"dtype": "float32", "long_name": "prediction equals the label (1), or not (0)", "direction": "higher",
                 "category": "accuracy"},
     "pred": {"dtype": "int64", "long_name": "predicted class index", "direction": "none", "category": "accuracy"},
     "prob_true": {"dtype": "float32", "long_name": "softmax probability of the true class", "direction": "higher",
@@ -82,9 +83,14 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
         if "direction" not in var.attrs and name not in ("done",) and name not in EXAMPLE_VARIABLES:
             problems.append(f"variable {name!r} lacks a 'direction' attr ('higher', 'lower' or 'none')")
     if "correct" in ds and "pred" in ds and "label" in ds.coords:
-        agree = (ds["pred"] == ds["label"]) == ds["correct"].astype(bool)
+        # only written cells are compared: a missing prediction (pred -1) must come with a missing `correct` (NaN)
+        correct = ds["correct"].astype("float64")
+        written = ds["pred"] >= 0
+        agree = ((ds["pred"] == ds["label"]) == (correct == 1)) | ~written
         if not bool(agree.all()):
             problems.append("'correct' disagrees with pred == label")
+        if not bool((written == correct.notnull()).all()):
+            problems.append("'correct' and 'pred' disagree on which cells are missing (NaN / -1)")
     if "prob_true" in ds:
         values = ds["prob_true"]
         if bool(((values < 0) | (values > 1)).any()):

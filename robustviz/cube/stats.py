@@ -1,4 +1,5 @@
-"""Statistics on results cubes: bootstrap CIs, Friedman / Wilcoxon–Holm method comparisons, CAM-noise criteria.
+"""Statistics on results cubes: bootstrap CIs, Friedman / Wilcoxon–Holm method comparisons, Nemenyi critical
+differences, paired effect sizes, CAM-noise criteria.
 
 Everything here works on plain numpy arrays or on a cube (``xarray.Dataset`` with dims ``model, perturbation,
 severity, method, sample``). The ``ds.rv`` accessor exposes :func:`compare_methods` and :func:`cam_robustness`.
@@ -245,6 +246,123 @@ def compare_methods(ds: xr.Dataset, variable: str, *, model: Any = None, perturb
     return MethodComparison(variable, direction, summary, friedman_result, pairwise)
 
 
+# ------------------------------------------------------------------------------- Nemenyi CD and effect sizes
+@dataclass(frozen=True)
+class CriticalDifference:
+    """Average ranks (1 = best), Nemenyi's critical difference and the groups of treatments it cannot separate."""
+
+    names: list[str]
+    average_ranks: np.ndarray
+    cd: float
+    q_alpha: float
+    n_blocks: int
+    alpha: float
+    cliques: list[list[str]]  # maximal runs of rank-sorted treatments whose ranks differ by less than cd
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"average_rank": self.average_ranks}, index=pd.Index(self.names, name="treatment"))
+
+
+def nemenyi_q(k: int, alpha: float = 0.05) -> float:
+    """Nemenyi's ``q_α`` for ``k`` treatments: the studentized range quantile (∞ degrees of freedom) / √2
+    (Demšar 2006, Table 5: 2.569 for k = 4 at α = 0.05)."""
+    if k < 2:
+        raise ValueError(f"the Nemenyi test needs at least 2 treatments, got {k}")
+    return float(scipy_stats.studentized_range.ppf(1.0 - alpha, k, np.inf) / np.sqrt(2.0))
+
+
+def critical_difference(data: np.ndarray | xr.Dataset | xr.DataArray, variable: str | None = None, *,
+                        names: Sequence[str] | None = None, treatment_dim: str = "method",
+                        direction: str | None = None, alpha: float = 0.05) -> CriticalDifference:
+    """Nemenyi post-hoc test (Demšar 2006): average ranks over the complete blocks and
+    ``CD = q_α · sqrt(k (k + 1) / (6 N))``; two treatments differ when their average ranks differ by at least CD.
+
+    ``data`` as for :func:`friedman` (blocks × k, or a cube variable whose other dims form the blocks). Ranks are
+    oriented by ``direction`` (the variable's ``direction`` attr by default; "higher": the largest value gets
+    rank 1), ties get average ranks.
+    """
+    if direction is None:
+        direction = "higher"
+        if isinstance(data, xr.Dataset) and variable is not None:
+            direction = str(data[variable].attrs.get("direction", "higher"))
+        elif isinstance(data, xr.DataArray):
+            direction = str(data.attrs.get("direction", "higher"))
+    if direction not in ("higher", "lower"):
+        raise ValueError(f"direction must be 'higher' or 'lower', got {direction!r}")
+    array = _as_blocks(data, variable, treatment_dim)
+    if names is None:
+        names = _treatment_names(data, treatment_dim) or [str(j) for j in range(array.shape[1])]
+    blocks = _complete_blocks(-array if direction == "higher" else array)
+    n, k = blocks.shape
+    if n == 0:
+        raise ValueError("no complete block (every block has a NaN): nothing to rank")
+    ranks = scipy_stats.rankdata(blocks, axis=1).mean(axis=0)
+    q_alpha = nemenyi_q(k, alpha)
+    cd = q_alpha * float(np.sqrt(k * (k + 1) / (6.0 * n)))
+    order = np.argsort(ranks, kind="stable")
+    cliques: list[list[str]] = []
+    for start in range(k):
+        stop = start
+        while stop + 1 < k and ranks[order[stop + 1]] - ranks[order[start]] < cd:
+            stop += 1
+        members = [str(names[j]) for j in order[start:stop + 1]]
+        if len(members) > 1 and not any(set(members) <= set(c) for c in cliques):
+            cliques.append(members)
+    return CriticalDifference([str(name) for name in names], ranks, cd, q_alpha, int(n), alpha, cliques)
+
+
+def cliffs_delta(a: np.ndarray, b: np.ndarray) -> float:
+    """Cliff's δ = (#{a_i > b_j} − #{a_i < b_j}) / (n_a n_b) over all pairs (NaNs dropped): the unpaired effect
+    size in [−1, 1] (equal to the rank-biserial correlation of the Mann–Whitney U test)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if not a.size or not b.size:
+        return float("nan")
+    b_sorted = np.sort(b)
+    below = np.searchsorted(b_sorted, a, side="left")  # b_j < a_i
+    above = b.size - np.searchsorted(b_sorted, a, side="right")  # b_j > a_i
+    return float((below.sum() - above.sum()) / (a.size * b.size))
+
+
+def paired_effect_sizes(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Effect sizes of the paired differences ``d = a − b`` (pairs with a NaN dropped):
+
+    - ``cohens_dz`` = mean(d) / sd(d) (sample sd, ``ddof=1``; NaN when sd is 0),
+    - ``rank_biserial`` = (T⁺ − T⁻) / (T⁺ + T⁻), the matched-pairs rank-biserial correlation of the Wilcoxon
+      signed-rank test (ranks of ``|d|`` with zero differences dropped, average ranks for ties),
+    - ``cliffs_delta`` of ``a`` against ``b`` as two unpaired samples.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples must have the same length, got {a.size} and {b.size}")
+    keep = ~np.isnan(a) & ~np.isnan(b)
+    a, b = a[keep], b[keep]
+    difference = a - b
+    sd = float(difference.std(ddof=1)) if difference.size > 1 else float("nan")
+    dz = float(difference.mean() / sd) if difference.size > 1 and sd > 0 else float("nan")
+    nonzero = difference[difference != 0]
+    rank_biserial = float("nan")
+    if nonzero.size:
+        ranks = scipy_stats.rankdata(np.abs(nonzero))
+        plus, minus = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+        rank_biserial = float((plus - minus) / (plus + minus))
+    return {"n": int(a.size), "cohens_dz": dz, "rank_biserial": rank_biserial, "cliffs_delta": cliffs_delta(a, b)}
+
+
+def effect_sizes(data: np.ndarray | xr.Dataset | xr.DataArray, variable: str | None = None, *,
+                 names: Sequence[str] | None = None, treatment_dim: str = "method") -> pd.DataFrame:
+    """:func:`paired_effect_sizes` of every pair ``a < b`` of treatments (blocks × k as for :func:`friedman`);
+    positive values mean ``a`` scores higher than ``b``."""
+    array = _as_blocks(data, variable, treatment_dim)
+    if names is None:
+        names = _treatment_names(data, treatment_dim) or [str(j) for j in range(array.shape[1])]
+    rows = [{"a": names[i], "b": names[j], **paired_effect_sizes(array[:, i], array[:, j])}
+            for i, j in combinations(range(array.shape[1]), 2)]
+    return pd.DataFrame(rows, columns=["a", "b", "n", "cohens_dz", "rank_biserial", "cliffs_delta"])
+
+
 # ------------------------------------------------------------------------------------------ CAM-noise criteria
 def cam_robustness(ds: xr.Dataset, similarity: str = "cosine") -> xr.Dataset:
     """The CAM-noise study's criteria per (model, perturbation, severity, method), from per-sample variables.
@@ -288,5 +406,6 @@ def cam_robustness(ds: xr.Dataset, similarity: str = "cosine") -> xr.Dataset:
     return result.transpose(*order, ...).assign_attrs(similarity=similarity)
 
 
-__all__ = ["MethodComparison", "bootstrap_ci", "cam_robustness", "compare_methods", "friedman", "holm",
-           "wilcoxon_holm"]
+__all__ = ["CriticalDifference", "MethodComparison", "bootstrap_ci", "cam_robustness", "cliffs_delta",
+           "compare_methods", "critical_difference", "effect_sizes", "friedman", "holm", "nemenyi_q",
+           "paired_effect_sizes", "wilcoxon_holm"]

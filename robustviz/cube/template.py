@@ -1,9 +1,10 @@
 """Build an empty, lazily-filled cube whose layout matches what the evaluator will write.
 
-The template is an ``xarray.Dataset`` of dask arrays filled with "missing" values (NaN for floats, -1 for ints,
-False for bools). ``template.to_zarr(path, compute=False)`` writes only metadata and coordinates; the evaluator
-then writes each region's chunks directly. Chunks are aligned to regions (one model × one perturbation × one sample
-chunk), so regions written concurrently never share a chunk file.
+The template is an ``xarray.Dataset`` of dask arrays filled with "missing" values (NaN for floats, -1 for ints;
+``correct`` is stored as float32 1/0 so that it too has a missing value, NaN). ``template.to_zarr(path,
+compute=False)`` writes only metadata and coordinates; the evaluator then writes each region's chunks directly.
+Chunks are aligned to regions (one model × one perturbation × one sample chunk), so regions written concurrently
+never share a chunk file.
 """
 
 from __future__ import annotations
@@ -89,9 +90,16 @@ def materialize(template: xr.Dataset) -> xr.Dataset:
 
 
 def encoding_for(template: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """zarr encodings: chunks as laid out (floats get xarray's default NaN fill, so unwritten regions read as NaN)."""
-    return {name: {"chunks": tuple(c[0] for c in var.chunks)} for name, var in template.data_vars.items()
-            if var.chunks}
+    """zarr encodings: chunks as laid out, and the missing value as zarr's fill value, so unwritten regions read as
+    missing (NaN for floats — xarray's default — and -1 for signed ints such as ``pred``), never as a result."""
+    encoding = {}
+    for name, var in template.data_vars.items():
+        if not var.chunks:
+            continue
+        encoding[name] = {"chunks": tuple(c[0] for c in var.chunks)}
+        if var.dtype.kind == "i" and name not in ("done", "model_done"):
+            encoding[name]["fill_value"] = -1
+    return encoding
 
 
 __all__ = ["VariableSpec", "encoding_for", "make_template", "materialize"]

@@ -21,17 +21,20 @@ import ctypes
 import os
 import sys
 import threading
+import uuid
 from typing import Any, Mapping
 
 import torch
 import xarray as xr
 
 from .plan import Plan
-from .store import CubeStore
+from .store import CubeStore, model_fingerprint
 
 #: Per-worker-process cache: plan key → RegionComputer (holds the current model and its clean passes).
 _COMPUTERS: dict[str, Any] = {}
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+#: (plan key, model index) → the model's parameter fingerprint, computed once per worker.
+_FINGERPRINTS: dict[tuple[str, int], str] = {}
 
 
 def _torch_threads_plugin(threads: int):
@@ -107,12 +110,24 @@ def _computer(key: str, payload: Mapping[str, Any]):
         return _COMPUTERS[key]
 
 
+def _checked(store: CubeStore, key: str, payload: Mapping[str, Any], model: int):
+    """The worker's computer, after checking (once per model and worker) that its weights are the store's."""
+    computer = _computer(key, payload)
+    with _LOCK:
+        fingerprint = _FINGERPRINTS.get((key, model))
+        if fingerprint is None:
+            fingerprint = _FINGERPRINTS[(key, model)] = model_fingerprint(computer.model(model))
+    store.check_model(model, computer.plan.model_names[model], fingerprint)
+    return computer
+
+
 def run_region(key: str, payload: Mapping[str, Any], store_path: str, region: tuple[int, int, int]) -> tuple:
-    """Task: compute one region and write it, unless an earlier attempt already finished it."""
+    """Task: compute one region and write it, unless an earlier attempt already finished it (the region's claim:
+    its done flag, set only after its data and content hashes are written)."""
     store = CubeStore(store_path)
     if store.done_mask()[region]:
         return region
-    computer = _computer(key, payload)
+    computer = _checked(store, key, payload, region[0])
     arrays = computer.region(*region)
     store.write_region(region[0], region[1], region[2], computer.plan.chunk_slice(region[2]), arrays)
     return region
@@ -123,7 +138,7 @@ def run_model_level(key: str, payload: Mapping[str, Any], store_path: str, model
     store = CubeStore(store_path)
     if store.model_done_mask()[model]:
         return model
-    computer = _computer(key, payload)
+    computer = _checked(store, key, payload, model)
     store.write_model(model, computer.model_level(model))
     return model
 
@@ -131,13 +146,21 @@ def run_model_level(key: str, payload: Mapping[str, Any], store_path: str, model
 def evaluate_distributed(plan: Plan, template: xr.Dataset, store: str | os.PathLike[str], client: Any, *,
                          progress: bool, resume: bool, overwrite: bool, data: Any = None,
                          models: Mapping[str, torch.nn.Module] | None = None) -> xr.Dataset:
-    """Submit every pending region of ``plan`` to ``client`` and wait; returns the store's cube."""
+    """Submit every pending region of ``plan`` to ``client`` and wait; returns the store's cube. The client holds
+    the store's writer lock meanwhile; workers write regions without it."""
+    with CubeStore.writing(store, template, overwrite=overwrite, resume=resume) as cube_store:
+        return _submit(plan, template, cube_store, client, progress=progress, data=data, models=models)
+
+
+def _submit(plan: Plan, template: xr.Dataset, cube_store: CubeStore, client: Any, *, progress: bool, data: Any,
+            models: Mapping[str, torch.nn.Module] | None) -> xr.Dataset:
     from distributed import as_completed
 
     from .engine import _progress, pending_regions
 
-    cube_store = CubeStore.create_or_open(store, template, overwrite=overwrite, resume=resume)
     key = f"{plan.spec.fingerprint()}-{template.attrs['data_fingerprint']}"
+    if models:  # objects may change between runs under the same names: never reuse a worker's cached ones
+        key += f"-{uuid.uuid4().hex[:8]}"
     payload: dict[str, Any] = {"spec": plan.spec}
     if data is not None:
         payload["data"] = data

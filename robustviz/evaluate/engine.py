@@ -26,7 +26,7 @@ from ..spec import EvaluationSpec
 from ..validation import InputError
 from .plan import Plan
 from .scoping import DegenerateMetricWarning
-from .store import CubeStore
+from .store import CubeStore, model_fingerprint
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
 
@@ -197,7 +197,8 @@ class RegionComputer:
         target = logits.argmax(1) if plan.target == "pred" else repeat(clean.target)
         for j, (name, metric, scope) in enumerate(zip(plan.metric_names, plan.metrics, plan.metric_scopes)):
             if scope == "clean" and severities != [0]:
-                shape = (len(plan.methods), k * n) if metric.per_method else (k * n,)
+                shape = ((len(plan.methods), k * n) if metric.per_method else (k * n,)) + tuple(
+                    len(values) for values in metric.value_coords.values())
                 flat[name] = np.full(shape, np.nan, dtype=np.float32)
                 continue
             # severity 0 is keyed "clean" so the clean cell is identical for every perturbation
@@ -213,7 +214,8 @@ class RegionComputer:
                 for label, method, maps, clean_maps, computed in zip(plan.method_names, plan.methods, attributions,
                                                                      clean.attributions, plan.metric_methods[j]):
                     if not computed:  # scoped out: missing, never 0
-                        values.append(np.full(k * n, np.nan, dtype=np.float32))
+                        values.append(np.full((k * n, *(len(v) for v in metric.value_coords.values())), np.nan,
+                                              dtype=np.float32))
                         continue
                     base.method, base.attributions, base.clean_attributions = method, maps, repeat(clean_maps)
                     base.method_seeds = repeat(self._method_seeds(clean.sample_ids, label))
@@ -222,9 +224,11 @@ class RegionComputer:
             else:
                 flat[name] = self._metric_batches(metric, base)
         out = {}
+        trailing = {name: len(metric.value_coords) for name, metric in zip(plan.metric_names, plan.metrics)}
         for name, values in flat.items():
-            values = values.reshape(*values.shape[:-1], k, n)
-            out[name] = np.moveaxis(values, -2, 0)  # severity × [method ×] sample
+            axis = values.ndim - 1 - trailing.get(name, 0)  # the (k·n) axis: last but the metric's value dims
+            values = values.reshape(*values.shape[:axis], k, n, *values.shape[axis + 1:])
+            out[name] = np.moveaxis(values, axis, 0)  # severity × [method ×] sample [× value dims]
         if plan.n_examples:
             e = plan.n_examples
             shown = images.reshape(k, n, *images.shape[1:])[:, :e]
@@ -346,10 +350,13 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
 
         return evaluate_distributed(plan, template, store, client, progress=progress, resume=resume,
                                     overwrite=overwrite, data=data, models=models)
-    sink = _InMemoryCube(template) if store is None else CubeStore.create_or_open(store, template,
-                                                                                 overwrite=overwrite, resume=resume)
-    _run_regions(plan, sink, progress, on_region)
-    return sink.open()
+    if store is None:
+        sink = _InMemoryCube(template)
+        _run_regions(plan, sink, progress, on_region)
+        return sink.open()
+    with CubeStore.writing(store, template, overwrite=overwrite, resume=resume) as cube_store:
+        _run_regions(plan, cube_store, progress, on_region)
+    return cube_store.open()
 
 
 class _InMemoryCube:
@@ -363,6 +370,9 @@ class _InMemoryCube:
 
     def model_done_mask(self) -> np.ndarray:
         return self.cube["model_done"].values.astype(bool)
+
+    def check_model(self, index: int, name: str, fingerprint: str) -> None:
+        """Nothing to check: an in-memory cube only ever sees the models of this run."""
 
     def write_model(self, model_index: int, arrays: Mapping[str, np.ndarray]) -> None:
         for name, values in arrays.items():
@@ -395,6 +405,9 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
             _progress(0, progress, "", unit="step", position=1, leave=False) as inner:
         computer.tick = inner.update
         for model_index in range(len(plan.spec.models)):
+            if model_index in model_todo or any(k[0] == model_index for k in todo):
+                sink.check_model(model_index, plan.model_names[model_index],
+                                 model_fingerprint(computer.model(model_index)))
             if model_index in model_todo:
                 sink.write_model(model_index, computer.model_level(model_index))
                 bar.update()

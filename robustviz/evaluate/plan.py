@@ -206,8 +206,8 @@ class Plan:
             attrs = {"direction": metric.direction, "category": metric.category, "metric": component.name,
                      "computed_at": "clean images only" if scope == "clean" else "every severity",
                      "long_name": (type(metric).__doc__ or component.name).strip().splitlines()[0]}
-            variables[name] = VariableSpec(method_dims if metric.per_method else sample_dims, "float32",
-                                                      attrs)
+            dims = (method_dims if metric.per_method else sample_dims) + tuple(metric.value_coords)
+            variables[name] = VariableSpec(dims, "float32", attrs)
         for metric in self.model_metrics:
             for name, dims in metric.variables.items():
                 attrs = {"direction": metric.direction, "category": metric.category, "metric": metric.name,
@@ -235,6 +235,8 @@ class Plan:
         coords: dict[str, Any] = {}
         for metric in self.model_metrics:
             coords.update({k: list(v) for k, v in metric.coords.items()})
+        for metric in self.metrics:
+            coords.update({k: list(v) for k, v in metric.value_coords.items()})
         return coords
 
     def attrs(self) -> dict[str, Any]:

@@ -295,17 +295,25 @@ def aggatt_grid(maps: np.ndarray, row_labels: Sequence[str], *, counts: np.ndarr
 
 
 def aggatt_from_cube(ds: xr.Dataset, variable: str, *, model: str | None = None, perturbation: str | None = None,
-                     severity: int = 0, percentiles: Sequence[float] = AGGATT_PERCENTILES
+                     severity: int = 0, percentiles: Sequence[float] = AGGATT_PERCENTILES, source: str = "auto"
                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """AggAtt bins of the stored example maps, sorted by a per-sample explanation score (e.g.
-    ``energy_in_mask``) of the same examples: returns (maps methods × bins × H × W, counts, method names). Only the
-    cube's stored examples can be binned, so with few examples most bins are empty."""
-    maps = _require(ds, "example_attribution", "AggAtt from a cube")
+    """AggAtt bins sorted by a per-sample explanation score (e.g. ``energy_in_mask``): returns (maps methods ×
+    bins × H × W, counts, method names).
+
+    ``source="pooled"`` bins **every** sample's ``attribution_pooled`` map (spec metric ``attribution_pooled``;
+    maps at its grid resolution); ``"examples"`` bins only the stored example maps (full resolution, but few
+    samples, so most bins are empty); ``"auto"`` takes the pooled maps when the cube has them."""
+    if source not in ("auto", "pooled", "examples"):
+        raise ValueError(f"source must be 'auto', 'pooled' or 'examples', got {source!r}")
+    if source == "auto":
+        source = "pooled" if "attribution_pooled" in ds.data_vars else "examples"
+    name = "attribution_pooled" if source == "pooled" else "example_attribution"
+    maps = _require(ds, name, "AggAtt from a cube")
     scores = _require(ds, variable, "AggAtt from a cube")
     maps, model = _pick(maps, "model", model)
     maps, perturbation = _pick(maps, "perturbation", perturbation)
     maps = maps.sel(severity=severity)
-    samples = maps["example"].values
+    samples = maps["sample" if source == "pooled" else "example"].values
     scores = scores.sel(model=model, perturbation=perturbation, severity=severity, sample=samples)
     names = [str(m) for m in maps["method"].values]
     binned, counts = [], None

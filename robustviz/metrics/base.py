@@ -26,7 +26,7 @@ NEEDS = frozenset({
 
 CATEGORIES = frozenset({
     "accuracy", "model-robustness", "explanation-robustness", "faithfulness", "sensitivity", "localisation",
-    "complexity",
+    "complexity", "randomisation", "calibration",
 })
 
 
@@ -61,6 +61,12 @@ class Metric(ABC):
     scope: ClassVar[str] = "sample"
 
     @property
+    def value_coords(self) -> Mapping[str, Any]:
+        """Coordinates of extra per-sample dims (after ``sample``) for a metric whose value per sample is an array,
+        e.g. a pooled map; empty (the default) for a scalar score."""
+        return {}
+
+    @property
     def per_method(self) -> bool:
         """True when the metric depends on an explanation method (gets the ``method`` dim)."""
         return bool({"attributions", "clean_attributions", "method"} & set(self.needs))
@@ -70,8 +76,8 @@ class Metric(ABC):
         if missing:
             raise ValueError(f"metric {self.name!r} needs {', '.join(sorted(missing))}, which the caller did not "
                              f"provide (for masks: use a dataset with ground-truth masks, e.g. 'shapes')")
-        scores = self.compute(context)
-        return torch.as_tensor(scores).detach().float().reshape(-1)
+        scores = torch.as_tensor(self.compute(context)).detach().float()
+        return scores.reshape(-1, *(len(values) for values in self.value_coords.values()))
 
     @abstractmethod
     def compute(self, context: MetricContext) -> torch.Tensor:

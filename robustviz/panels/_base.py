@@ -69,9 +69,11 @@ def check_choice(ds: xr.Dataset, dim: str, value: Any) -> Any:
 
 
 def sample_variables(ds: xr.Dataset) -> list[str]:
-    """Per-sample metric variables (dims include perturbation, severity and sample), in cube order."""
+    """Per-sample metric variables (dims include perturbation, severity and sample, and no per-sample array dims
+    such as ``attribution_pooled``'s), in cube order."""
+    core = {"model", "perturbation", "severity", "method", "sample"}
     return [str(name) for name, var in ds.data_vars.items()
-            if name not in NON_METRIC_VARIABLES and {"perturbation", "severity", "sample"} <= set(var.dims)]
+            if name not in NON_METRIC_VARIABLES and {"perturbation", "severity", "sample"} <= set(var.dims) <= core]
 
 
 def method_variables(ds: xr.Dataset) -> list[str]:

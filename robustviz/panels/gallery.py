@@ -129,7 +129,8 @@ def render_gallery(ds: xr.Dataset, model: Any, perturbation: Any, example: Any,
             title += f"\n{_class(names, int(data['pred'][column]))}"
             if "confidence" in data:
                 title += f" ({float(data['confidence'][column]):.2f})"
-        colour = "black" if "correct" not in data else ("green" if bool(data["correct"][column]) else "red")
+        known = "correct" in data and not np.isnan(float(data["correct"][column]))  # NaN: not computed yet
+        colour = "black" if not known else ("green" if float(data["correct"][column]) == 1 else "red")
         rows[0].text(column * (width + GAP) + (width - 1) / 2, -1.0, title, ha="center", va="bottom", fontsize=7,
                      color=colour)
     mappable = None
