@@ -291,24 +291,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .cli_errors import EXIT_SIGINT, EXIT_SIGTERM, Terminated, explain, interrupted_line, report, sigterm_raises
     from .registry import RegistryError
     from .spec import SpecError
     from .validation import InputError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with sigterm_raises():
+            return args.func(args)
+    except KeyboardInterrupt:
+        print(interrupted_line(args, "Ctrl-C"), file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated:
+        print(interrupted_line(args, "SIGTERM"), file=sys.stderr)
+        return EXIT_SIGTERM
     except (SpecError, InputError, RegistryError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        report(str(error))
         return 2
     except Exception as error:  # store/cube errors carry their own fix; anything else is a bug: keep the trace
         from .cube.schema import CubeError
         from .evaluate.store import StoreError
 
-        if isinstance(error, (StoreError, CubeError)):
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        raise
+        message = str(error) if isinstance(error, (StoreError, CubeError)) else explain(error, args)
+        if message is None:
+            raise
+        report(message)
+        return 2
 
 
 if __name__ == "__main__":

@@ -37,6 +37,35 @@ class RegistryError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ParameterError(RegistryError, TypeError):
+    """A component created with a parameter its factory does not take (or without one it needs)."""
+
+
+def _check_parameters(kind: str, name: str, factory: Callable[..., Any], params: dict[str, Any]) -> None:
+    """A :class:`ParameterError` with a "did you mean" when ``params`` do not fit ``factory``'s signature."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no introspectable signature: let the call itself complain
+        return
+    accepted = [p.name for p in signature.parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not (
+                    isinstance(factory, functools.partial) and p.name in factory.keywords)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    listing = f" (its parameters: {', '.join(accepted) or 'none'})"
+    if not takes_any:
+        for key in params:
+            if key not in accepted:
+                close = difflib.get_close_matches(str(key), accepted, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ParameterError(f"unknown parameter {key!r} for {kind} {name!r}{hint}{listing}")
+    try:
+        signature.bind(**params)
+    except TypeError as error:
+        raise ParameterError(f"cannot create {kind} {name!r} with parameters {params}: {error}{listing}") from None
+
+
 @dataclass
 class Entry:
     """A registered factory and the metadata it was registered with."""
@@ -103,6 +132,7 @@ class Registry:
     def create(self, kind: str, name: str, **params: Any) -> Any:
         """Build the ``kind`` called ``name`` with ``params``; bad parameters name the factory in the error."""
         factory = self.get(kind, name)
+        _check_parameters(kind, name, factory, params)
         try:
             return factory(**params)
         except TypeError as error:
@@ -171,4 +201,5 @@ def list_names(kind: str) -> list[str]:
     return REGISTRY.list(kind)
 
 
-__all__ = ["KINDS", "REGISTRY", "Entry", "Registry", "RegistryError", "create", "get", "list_names", "register"]
+__all__ = ["KINDS", "REGISTRY", "Entry", "ParameterError", "Registry", "RegistryError", "create", "get", "list_names",
+           "register"]

@@ -194,16 +194,10 @@ class EvaluationSpec:
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> "EvaluationSpec":
-        """Load from a YAML file path or a YAML string (``yaml.safe_load``)."""
-        import yaml
-
+        """Load from a YAML file path or a YAML string (``yaml.safe_load``, refusing alias bombs)."""
         text = Path(source).read_text() if isinstance(source, Path) or (
             isinstance(source, str) and "\n" not in source and Path(source).is_file()) else str(source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise SpecError(f"the spec is not valid YAML: {error}") from error
-        return cls.from_dict(data)
+        return cls.from_dict(_load_yaml(text))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form: ``EvaluationSpec.from_dict(spec.to_dict()) == spec``."""
@@ -244,6 +238,49 @@ class EvaluationSpec:
         for key in ("batch_size", "device", "name", "limits"):
             data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: The most nodes a spec may expand to once YAML aliases are followed. A real spec has a few hundred; a "billion
+#: laughs" document of a few hundred bytes (nested ``&a [*b, *b, …]``) expands to billions and would take minutes and
+#: gigabytes to freeze and fingerprint.
+MAX_YAML_NODES = 10_000
+
+
+def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
+    """Nodes of ``node`` with every alias expanded, counted in time linear in the document (memoised per node)."""
+    key = id(node)
+    if key not in sizes:
+        sizes[key] = 0  # a recursive alias (&a [*a]) counts once instead of looping
+        children = node.value if isinstance(node.value, list) else []
+        total = 1
+        for child in children:
+            for part in (child if isinstance(child, tuple) else (child,)):  # mappings hold (key, value) pairs
+                total += _expanded_size(part, sizes)
+                if total > MAX_YAML_NODES:
+                    break
+        sizes[key] = total
+    return sizes[key]
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a document whose aliases expand past :data:`MAX_YAML_NODES` nodes."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise SpecError(f"the spec expands to more than {MAX_YAML_NODES} values once its YAML aliases (*name) "
+                            f"are followed; a spec needs far fewer — write the values out or use fewer nested "
+                            f"aliases")
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise SpecError(f"the spec is not valid YAML: {error}") from error
+    finally:
+        loader.dispose()
 
 
 __all__ = ["Component", "EvaluationSpec", "SpecError"]

@@ -47,7 +47,7 @@ def test_duplicate_registration_is_an_error_unless_replace():
 
 def test_bad_parameters_name_the_component():
     registry, _ = make_registry()
-    with pytest.raises(TypeError, match="cannot create perturbation 'gaussian_noise'"):
+    with pytest.raises(TypeError, match="unknown parameter 'sigma' for perturbation 'gaussian_noise'"):
         registry.create("perturbation", "gaussian_noise", sigma=3)
 
 

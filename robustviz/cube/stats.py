@@ -9,6 +9,7 @@ This module stands alone: it imports only numpy, scipy, pandas and xarray.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Sequence
@@ -205,10 +206,11 @@ class MethodComparison:
                 "friedman": self.friedman, "pairwise": self.pairwise}
 
     def _repr_html_(self) -> str:
-        head = (f"<b>{self.variable}</b> ({self.direction} is better) — Friedman χ²={self.friedman['statistic']:.3g},"
+        head = (f"<b>{html.escape(str(self.variable))}</b> ({html.escape(str(self.direction))} is better) — Friedman χ²={self.friedman['statistic']:.3g},"
                 f" p={self.friedman['pvalue']:.3g}, Kendall W={self.friedman['kendall_w']:.3g},"
                 f" {self.friedman['n_blocks']} blocks")
-        return head + self.summary.to_html() + self.pairwise.to_html(index=False)
+        # pandas escapes cell values and labels (escape=True is its default; said here so it stays so)
+        return head + self.summary.to_html(escape=True) + self.pairwise.to_html(index=False, escape=True)
 
 
 def compare_methods(ds: xr.Dataset, variable: str, *, model: Any = None, perturbation: Any = None,

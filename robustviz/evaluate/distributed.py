@@ -8,8 +8,8 @@ after losing a worker never writes a finished region again; a region lost with i
 Memory allocator: dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which on glibc also freezes
 the mmap threshold at 128 KiB, so every activation tensor is mapped and unmapped afresh: page faults made a worker
 2–2.5× slower than the same work in a plain process (``benchmarks/scaleout.py``). Each worker therefore gets a
-plugin that sets glibc's thresholds back to the values its dynamic default settles at (mmap 32 MiB, trim 64 MiB);
-workers keep a little more freed memory, and nothing changes where the C library is not glibc.
+plugin that applies :func:`robustviz._malloc.restore_malloc_thresholds` at start-up (the engine applies it in every
+other process too).
 
 GPUs: run one worker per GPU (e.g. ``dask_cuda.LocalCUDACluster`` or ``dask-worker --resources GPU=1`` with
 ``CUDA_VISIBLE_DEVICES`` set per worker); ``device: auto`` then picks that worker's GPU.
@@ -17,9 +17,7 @@ GPUs: run one worker per GPU (e.g. ``dask_cuda.LocalCUDACluster`` or ``dask-work
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 import threading
 import uuid
 from typing import Any, Mapping
@@ -27,6 +25,7 @@ from typing import Any, Mapping
 import torch
 import xarray as xr
 
+from .._malloc import restore_malloc_thresholds
 from .plan import Plan
 from .store import CubeStore, model_fingerprint
 
@@ -51,24 +50,6 @@ def _torch_threads_plugin(threads: int):
     return TorchThreads()
 
 
-#: glibc ``mallopt`` parameters and the values its dynamic thresholds settle at on 64-bit Linux.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 * 1024 * 1024, 64 * 1024 * 1024
-
-
-def restore_malloc_thresholds() -> bool:
-    """Set glibc's mmap and trim thresholds to 32 and 64 MiB in this process (see the module docstring); returns
-    False, changing nothing, where the C library is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-    except (OSError, AttributeError):
-        return False
-
-
 def _malloc_plugin():
     from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -78,7 +59,7 @@ def _malloc_plugin():
         name = "robustviz-malloc-thresholds"
 
         def setup(self, worker: Any) -> None:
-            restore_malloc_thresholds()
+            restore_malloc_thresholds(force=True)
 
     return MallocThresholds()
 

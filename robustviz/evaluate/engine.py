@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -18,27 +19,41 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .._malloc import restore_malloc_thresholds
 from ..cube.template import make_template, materialize
 from ..data.base import ImageSet
 from ..metrics.base import MetricContext
 from ..rng import derive_seeds
 from ..spec import EvaluationSpec
 from ..validation import InputError
+from .checks import check_finite_logits, logits_of, model_errors
 from .plan import Plan
 from .scoping import DegenerateMetricWarning
 from .store import CubeStore, model_fingerprint
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
 
-#: Every call the engine makes into a model, method or metric sees exactly this many samples (the last block is
-#: padded with copies of its first sample). BLAS/oneDNN kernels sum in an order that depends on the batch shape:
-#: the same image gives logits ~1e-6 apart in batches of 1 and 64, and near-tied saliency values then reorder
+#: Every call the engine makes into a model, method or metric sees a fixed number of samples, the *block* (the last
+#: block is padded with copies of its first sample). BLAS/oneDNN kernels sum in an order that depends on the batch
+#: shape: the same image gives logits ~1e-6 apart in batches of 1 and 64, and near-tied saliency values then reorder
 #: insertion/deletion curves. With one fixed shape every sample's numbers are bit-identical whatever the spec's
-#: ``batch_size``, sample chunking, resume point or worker.
+#: ``batch_size``, sample chunking, resume point or worker. The block is :data:`BLOCK` for methods and metrics.
 BLOCK = 8
-#: Plain forward passes (the cube's predictions) use a larger fixed block: they are cheap per image and, for an
-#: accuracy-only cube, all the work — small blocks would cost throughput for nothing.
+#: Plain forward passes (the cube's predictions) use a larger block: cheap per image and, for an accuracy-only cube,
+#: all the work. It is capped by :data:`FORWARD_PIXELS` (8 images at 224 px: a ResNet-50's largest activation then
+#: stays under glibc's 32 MiB mmap threshold, see :mod:`robustviz._malloc`; larger batches gain no throughput).
 FORWARD_BLOCK = 64
+FORWARD_PIXELS = 8 * 224 * 224
+
+
+def block_sizes(n_samples: int, height: int, width: int) -> tuple[int, int]:
+    """(forward block, method/metric block) for a plan of ``n_samples`` images of ``height×width``.
+
+    Both depend only on the dataset (never on ``batch_size`` or ``sample_chunk``), so invariance holds, and neither
+    exceeds the number of samples: 8 images are never padded to 64.
+    """
+    forward = min(FORWARD_BLOCK, max(BLOCK, FORWARD_PIXELS // max(1, height * width)))
+    return max(1, min(forward, n_samples)), max(1, min(BLOCK, n_samples))
 
 
 def _padded_blocks(count: int, block: int = BLOCK) -> Iterator[tuple[slice, torch.Tensor]]:
@@ -62,10 +77,11 @@ def region_steps(plan: Plan, chunk: int, *, with_clean: bool) -> int:
     per_method = [sum(flags) if metric.per_method else 1 for metric, flags in zip(plan.metrics, plan.metric_methods)]
     clean_metric = sum(per_method)
     perturbed_metric = sum(c for c, scope in zip(per_method, plan.metric_scopes) if scope == "all")
-    steps = k * _n_blocks(n, plan.spec.batch_size) + _n_blocks(k * n, FORWARD_BLOCK)
-    steps += _n_blocks(k * n) * (len(plan.methods) + perturbed_metric)
+    forward, block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
+    steps = k + _n_blocks(k * n, forward)  # one step per severity's perturbation
+    steps += _n_blocks(k * n, block) * (len(plan.methods) + perturbed_metric)
     if with_clean:
-        steps += _n_blocks(n, FORWARD_BLOCK) + _n_blocks(n) * (len(plan.methods) + clean_metric)
+        steps += _n_blocks(n, forward) + _n_blocks(n, block) * (len(plan.methods) + clean_metric)
     return steps
 
 
@@ -103,6 +119,8 @@ class RegionComputer:
         self._model_index: int | None = None
         self._model: torch.nn.Module | None = None
         self._clean: dict[int, CleanPass] = {}
+        self.forward_block, self.block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
+        restore_malloc_thresholds()
         #: Called once per progress step (see :func:`region_steps`): a perturbation batch, a forward block, a
         #: method or metric block. The evaluator points it at the per-region progress bar.
         self.tick: Callable[[], None] = lambda: None
@@ -119,21 +137,21 @@ class RegionComputer:
         assert self._model is not None
         return self._model
 
-    def _forward(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Logits, computed in padded blocks of :data:`FORWARD_BLOCK` images."""
+    def _forward(self, model: torch.nn.Module, images: torch.Tensor, sample_ids: torch.Tensor,
+                 where: str = "the clean images") -> torch.Tensor:
+        """Logits, computed in padded blocks of ``forward_block`` images (:func:`block_sizes`); every value must be
+        finite."""
         blocks = []
-        try:
+        with model_errors(self.plan.model_names[self._model_index or 0], images):
             with torch.no_grad():
-                for part, index in _padded_blocks(images.shape[0], FORWARD_BLOCK):
-                    blocks.append(model(images[index.to(images.device)])[: part.stop - part.start].float())
+                for part, index in _padded_blocks(images.shape[0], self.forward_block):
+                    rows = images[part] if len(index) == part.stop - part.start else images[index.to(images.device)]
+                    output = logits_of(model, model(rows), self.plan.model_names[self._model_index or 0])
+                    blocks.append(output[: part.stop - part.start].float())
                     self.tick()
-            return torch.cat(blocks)
-        except RuntimeError as error:
-            name = self.plan.model_names[self._model_index or 0]
-            channels = images.shape[1]
-            raise InputError(f"model {name!r} failed on images of shape {tuple(images.shape[1:])} "
-                             f"({channels} channel{'s' if channels != 1 else ''}): {error}. Check that the "
-                             f"dataset's channels and image size match what the model expects") from error
+        logits = torch.cat(blocks)
+        check_finite_logits(logits, sample_ids, self.plan.model_names[self._model_index or 0], where)
+        return logits
 
     def _method_seeds(self, sample_ids: torch.Tensor, label: str) -> torch.Tensor:
         """A method's per-sample seeds: the same for a sample's clean and perturbed images (e.g. RISE's masks)."""
@@ -145,7 +163,7 @@ class RegionComputer:
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
             blocks = []
-            for part, index in _padded_blocks(images.shape[0]):
+            for part, index in _padded_blocks(images.shape[0], self.block):
                 blocks.append(method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
                                                seeds=seeds[index])[: part.stop - part.start])
                 self.tick()
@@ -162,7 +180,7 @@ class RegionComputer:
             labels = data.labels[part].to(device)
             sample_ids = data.sample_ids[part]
             masks = None if data.masks is None else data.masks[part].to(device)
-            logits = self._forward(model, images)
+            logits = self._forward(model, images, sample_ids)
             if logits.ndim != 2 or logits.shape[1] != len(data.class_names):
                 raise InputError(f"model {self.plan.model_names[model_index]!r} returned logits of shape "
                                  f"{tuple(logits.shape)}; expected (N, {len(data.class_names)}) for dataset "
@@ -242,7 +260,7 @@ class RegionComputer:
     def _metric_batches(self, metric: Any, context: MetricContext) -> np.ndarray:
         count = context.images.shape[0]
         results = []
-        for part, index in _padded_blocks(count):
+        for part, index in _padded_blocks(count, self.block):
             block = MetricContext(**{name: value if name == "model" else _take(value, index, count)
                                      for name, value in vars(context).items()})
             results.append(metric(block).cpu().numpy()[: part.stop - part.start])
@@ -260,12 +278,8 @@ class RegionComputer:
         perturbed = []
         for severity in plan.spec.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
-            batches = []
-            for part in _batches(clean.images.shape[0], plan.spec.batch_size):
-                batches.append(perturbation(clean.images[part], severity, seeds=seeds[part], model=model,
-                                            labels=clean.labels[part], sample_ids=clean.sample_ids[part]))
-                self.tick()
-            images = torch.cat(batches)
+            images = self._perturb(perturbation, model, clean, severity, seeds)
+            self.tick()
             low, high = torch.aminmax(images)
             if not (float(low) >= 0.0 and float(high) <= 1.0):  # NaN fails both comparisons
                 raise RuntimeError(f"perturbation {label!r} at severity {severity} produced NaN/inf "
@@ -273,13 +287,33 @@ class RegionComputer:
             perturbed.append(images)
         images = torch.cat(perturbed)
         k = len(perturbed)
-        logits = self._forward(model, images)
+        logits = self._forward(model, images, clean.sample_ids.repeat(k),
+                             f"the images of perturbation {label!r}")
         target = logits.argmax(1) if plan.target == "pred" else clean.target.repeat(k)
         attributions = self._attribute(model, images, target, clean.sample_ids.repeat(k))
         cells = self._cells(model, clean, images, logits, attributions, label, list(plan.spec.severities))
         # severity 0 (the clean pass) first; examples are the first samples of chunk 0 only
         return {name: np.concatenate([clean.outputs[name], cells[name]]) for name in cells
                 if chunk == 0 or not name.startswith("example_")}
+
+    def _perturb(self, perturbation: Any, model: torch.nn.Module, clean: CleanPass, severity: int,
+                 seeds: torch.Tensor) -> torch.Tensor:
+        """One severity of a perturbation on the chunk. One that uses the model (an attack: its gradients go
+        through the model) runs in the fixed padded blocks of the model calls, so its images do not depend on
+        ``batch_size``; the others are per-sample and run in ``batch_size`` batches."""
+        count = clean.images.shape[0]
+        uses_model = bool(getattr(perturbation, "needs_model", False))
+        blocks: list[tuple[slice, Any]] = list(_padded_blocks(count, self.block)) if uses_model else [
+            (part, part) for part in _batches(count, self.plan.spec.batch_size)]
+        device = clean.images.device
+        out = []
+        with model_errors(self.plan.model_names[self._model_index or 0], clean.images) if uses_model else nullcontext():
+            for part, index in blocks:
+                on_device = index if isinstance(index, slice) else index.to(device)
+                images = perturbation(clean.images[on_device], severity, seeds=seeds[index], model=model,
+                                      labels=clean.labels[on_device], sample_ids=clean.sample_ids[index])
+                out.append(images[: part.stop - part.start])
+        return torch.cat(out)
 
     def model_level(self, model_index: int) -> dict[str, np.ndarray]:
         plan = self.plan

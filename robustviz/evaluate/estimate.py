@@ -24,7 +24,7 @@ import torch
 
 from ..data.base import ImageSet
 from ..spec import EvaluationSpec
-from .engine import FORWARD_BLOCK, _n_blocks
+from .engine import _n_blocks, block_sizes
 from .plan import Plan, with_preset
 from .probe import MODEL_METRIC_PROBE, SCALE_PARAMS, PassCounter, _pass_seconds, _Prober, calibrate
 
@@ -110,15 +110,16 @@ def _block_multiplicities(plan: Plan) -> dict[str, float]:
     k, n_perturbations = len(plan.spec.severities), len(plan.spec.perturbations)
     clean_blocks = perturbed_blocks = forward_calls = perturbation_calls = 0
     if not n_perturbations:  # no regions: the engine computes nothing per sample
-        return {"clean": 0, "perturbed": 0, "forward_calls": 0, "perturbation_batches": 0}
+        return {"clean": 0, "perturbed": 0, "forward_calls": 0, "forward": 0, "perturbation_batches": 0}
+    forward, block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
     for chunk in range(plan.n_chunks):
         part = plan.chunk_slice(chunk)
         n = part.stop - part.start
-        clean_blocks += _n_blocks(n)
-        perturbed_blocks += n_perturbations * _n_blocks(k * n)
-        forward_calls += _n_blocks(n, FORWARD_BLOCK) + n_perturbations * _n_blocks(k * n, FORWARD_BLOCK)
+        clean_blocks += _n_blocks(n, block)
+        perturbed_blocks += n_perturbations * _n_blocks(k * n, block)
+        forward_calls += _n_blocks(n, forward) + n_perturbations * _n_blocks(k * n, forward)
         perturbation_calls += k * n / plan.spec.batch_size  # in units of full batches
-    return {"clean": clean_blocks, "perturbed": perturbed_blocks, "forward_calls": forward_calls,
+    return {"clean": clean_blocks, "perturbed": perturbed_blocks, "forward_calls": forward_calls, "forward": forward,
             "perturbation_batches": perturbation_calls}
 
 
@@ -148,7 +149,7 @@ def estimate(spec: EvaluationSpec | str, *, data: ImageSet | None = None,
             rows.append(ComponentCost(model_name, kind, name, float(counts[0]), float(counts[1]), float(seconds),
                                       how))
 
-        forward = np.array([times["forward_calls"] * FORWARD_BLOCK, 0, times["forward_calls"], 0])
+        forward = np.array([times["forward_calls"] * times["forward"], 0, times["forward_calls"], 0])
         add("predictions", "forward", forward, _pass_seconds(forward, rates), "calibrated")
         batch = min(plan.spec.batch_size, len(plan.data))
         for label, perturbation in zip(plan.perturbation_names, plan.perturbations):

@@ -20,7 +20,7 @@ from .. import registry
 from ..metrics.base import MetricContext
 from ..rng import derive_seeds
 from ..spec import Component
-from .engine import _padded_blocks
+from .engine import _padded_blocks, block_sizes
 from .plan import ENGINE_PARAMS, Plan
 
 def _causal_steps(step: int | None, size: tuple[int, int]) -> int:
@@ -202,7 +202,7 @@ class _Prober:
     def __init__(self, plan: Plan, model: torch.nn.Module, rates: Mapping[str, float]):
         self.plan, self.model, self.rates = plan, model, rates
         data = plan.data
-        index = next(_padded_blocks(len(data)))[1]
+        index = next(_padded_blocks(len(data), block_sizes(len(data), *data.images.shape[-2:])[1]))[1]
         self.images = data.images[index].to(plan.device)
         self.labels = data.labels[index].to(plan.device)
         self.sample_ids = data.sample_ids[index]

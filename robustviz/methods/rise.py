@@ -4,7 +4,8 @@
 ``(s+1)·⌈H/s⌉`` pixels and cropped at a random shift to ``H×W``; the saliency of class ``t`` is
 ``S = Σ_i f_t(x ⊙ m_i) · m_i / (N · p)`` with ``f_t`` the softmax probability. The masks of sample ``n`` are a pure
 function of ``seeds[n]`` (so a sample's clean and perturbed images share masks when the engine passes the same
-method seeds), and the model sees at most ``batch_masks`` masked images per forward pass.
+method seeds), and the model sees at most ``batch_masks`` masked images per forward pass (fewer above 40 px:
+:func:`robustviz._batching.images_per_pass`); masks are built chunk by chunk, so memory does not grow with ``N``.
 
 Difference from the reference code: the upsampling is ``torch.nn.functional.interpolate(mode="bilinear",
 align_corners=False)`` instead of ``skimage.transform.resize(order=1, mode="reflect")``.
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import rng
+from .._batching import images_per_pass
 from ..registry import register
 from ..validation import InputError
 from .base import Method
@@ -82,7 +84,7 @@ class RISE(Method):
         grids, shifts = rise_grids(seeds, self.n_masks, self.grid_size, self.keep_probability, (height, width),
                                    images.device)
         saliency = torch.zeros(count, height, width, device=images.device, dtype=torch.float64)
-        per_chunk = max(1, self.batch_masks // count)
+        per_chunk = max(1, images_per_pass(self.batch_masks, height, width) // count)
         with torch.no_grad():
             for start in range(0, self.n_masks, per_chunk):
                 stop = min(self.n_masks, start + per_chunk)

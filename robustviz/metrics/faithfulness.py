@@ -13,7 +13,8 @@ per channel as a zero-padded convolution; 11 px / σ = 5 at 224 px, scaled by ``
 224 steps at every size).
 
 All steps of all samples are evaluated batched, ``batch_size`` images per forward pass (64 by default: on CPU,
-larger blocks of small images fall out of cache and run slower per image).
+larger blocks of small images fall out of cache and run slower per image; capped at 8 images of 224² by
+:func:`robustviz._batching.images_per_pass`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
+from .._batching import images_per_pass
 from ..registry import register
 from ..validation import InputError
 from .base import Metric, MetricContext
@@ -90,7 +92,7 @@ def causal_curves(model: torch.nn.Module, images: torch.Tensor, saliency: torch.
     rank = rank.view(count, 1, 1, height, width)
     start, finish = start.unsqueeze(1), finish.unsqueeze(1)  # N×1×C×H×W
     scores = torch.empty(count, n_steps + 1, device=images.device, dtype=torch.float64)
-    per_chunk = max(1, batch_size // count)
+    per_chunk = max(1, images_per_pass(batch_size, height, width) // count)
     with torch.no_grad():
         for first in range(0, n_steps + 1, per_chunk):
             step_index = torch.arange(first, min(n_steps + 1, first + per_chunk), device=images.device)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..perturbations.spectral import FILLS, band_masks, centred_spectrum, fill_spectrum, keep_bands
+from .._batching import images_per_pass
 from ..registry import register
 from ..rng import derive_seeds
 from ..validation import InputError, check_images, check_labels
@@ -162,6 +163,7 @@ def coalition_values(model: torch.nn.Module, images: torch.Tensor, labels: torch
     band_masks(images.shape[-2], images.shape[-1], n_bands)  # clear error for images too small for M bands
     n_images = images.shape[0]
     values = np.empty(table.shape[0], dtype=np.float64)
+    batch_size = images_per_pass(batch_size, *images.shape[-2:])  # memory bounded at large sizes
     image_chunk = max(1, min(n_images, batch_size))
     coalition_chunk = max(1, batch_size // image_chunk)
     for start_image in range(0, n_images, image_chunk):

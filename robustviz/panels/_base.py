@@ -8,6 +8,7 @@ panels select and reduce with xarray and compute only the small result they draw
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import time
@@ -217,7 +218,7 @@ class Panel:
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return html.escape(text)
 
 
 def dropdown(description: str, values: Sequence[Any], value: Any = None, **kwargs: Any):

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 _FFT_KERNEL_AREA = 81  # kernels with more taps than this (9×9) are applied through the FFT
-_FFT_BATCH_MULTIPLE = 16
 
 
 def border_indices(size: int, before: int, after: int, mode: str) -> np.ndarray:
@@ -112,22 +111,47 @@ def filter2d(images: torch.Tensor, kernel: torch.Tensor, mode: str = "mirror") -
 def fft_correlate(padded: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """'Valid' correlation of ``padded`` (B×H'×W') with one kernel per leading index (B×kh×kw), via rFFT.
 
-    The batch is zero-padded to a multiple of 16 transforms: the FFT library vectorises across transforms and
-    would otherwise compute a batch's leftover transforms on a scalar path with different rounding, making a
-    sample's result depend on its batch size. Transforms run in the input's precision (float32 for images: 2.4×
-    faster than float64, with errors near 1e-6, far below an 8-bit step).
+    Every plane is transformed on its own (:func:`rfft2_each`): the FFT library vectorises across the transforms of
+    a batch and computes leftover ones on a scalar path with different rounding, so a batched call would make a
+    sample's result depend on its batch size (single-plane calls are also 4–8× faster than padding the batch to a
+    multiple of the vector width). Transforms use the next 5-smooth size (:func:`fast_length`) and run in the
+    input's precision (float32 for images: 2.4× faster than float64, with errors near 1e-6, far below an 8-bit
+    step).
     """
     kh, kw = kernels.shape[-2:]
     size = padded.shape[-2:]
-    count = padded.shape[0]
-    extra = (-count) % _FFT_BATCH_MULTIPLE
-    if extra:
-        padded = torch.cat([padded, padded.new_zeros(extra, *padded.shape[1:])])
-        kernels = torch.cat([kernels, kernels.new_zeros(extra, *kernels.shape[1:])])
-    flipped = torch.flip(kernels, dims=(-2, -1))  # correlation = convolution with the flipped kernel
-    spectrum = torch.fft.rfft2(padded, s=size) * torch.fft.rfft2(flipped.to(padded.dtype), s=size)
-    full = torch.fft.irfft2(spectrum, s=size)
-    return full[:count, kh - 1:, kw - 1:].to(padded.dtype)
+    flipped = torch.flip(kernels, dims=(-2, -1)).to(padded.dtype)  # correlation = convolution with flipped kernel
+    fast = (fast_length(size[0]), fast_length(size[1]))  # ≥ size: only zero padding, same valid part
+    spectrum = complex_multiply(rfft2_each(padded, fast), rfft2_each(flipped, fast))
+    return irfft2_each(spectrum, fast)[:, kh - 1:size[0], kw - 1:size[1]]
+
+
+def rfft2_each(planes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``rfft2`` of each plane of ``planes`` (B×H×W) in its own call, zero-padded to ``size`` (see
+    :func:`fft_correlate`: batch-size independent rounding)."""
+    return torch.stack([torch.fft.rfft2(plane, s=size) for plane in planes])
+
+
+def irfft2_each(spectra: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``irfft2`` of each spectrum of ``spectra`` in its own call (see :func:`rfft2_each`)."""
+    return torch.stack([torch.fft.irfft2(spectrum, s=size) for spectrum in spectra])
+
+
+def fast_length(size: int) -> int:
+    """Smallest 5-smooth number (2^a·3^b·5^c) ≥ ``size``: FFTs of such lengths are 2–6× faster than of lengths
+    with a large prime factor (e.g. 254 = 2·127, 284 = 4·71, the padded sizes of motion blur at 224 px)."""
+    best = 1 << max(0, int(size - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            candidate = power35
+            while candidate < size:
+                candidate *= 2
+            best = min(best, candidate)
+            power35 *= 3
+        power5 *= 5
+    return best
 
 
 def cv2_gaussian_kernel1d(ksize: int, sigma: float) -> np.ndarray:
@@ -164,6 +188,12 @@ def motion_blur(images: torch.Tensor, radius: float, sigma: float, angles_deg: t
     copies whose shift leaves the image are dropped, as in the reference. Implemented as one per-image sparse
     kernel applied through the FFT on an edge-replicated image.
     """
+    return motion_blurs(images, radius, sigma, [angles_deg])[0]
+
+
+def _motion_kernels(count: int, radius: float, sigma: float, angles_deg: torch.Tensor, height: int,
+                    image_width: int) -> torch.Tensor:
+    """Per-image correlation kernels ``count×(2·reach+1)²`` (float64) of :func:`motion_blur`."""
     width = int(2 * radius + 1)
     offsets = torch.arange(width, dtype=torch.float64)
     weights = torch.exp(-offsets ** 2 / (2.0 * sigma ** 2))
@@ -171,22 +201,51 @@ def motion_blur(images: torch.Tensor, radius: float, sigma: float, angles_deg: t
     theta = torch.deg2rad(angles_deg.to(torch.float64).cpu()).reshape(-1, 1)
     shift_y = -torch.ceil(offsets * torch.sin(theta) - 0.5).long()  # N×width
     shift_x = -torch.ceil(offsets * torch.cos(theta) - 0.5).long()
-    height, image_width = images.shape[-2:]
     outside = (shift_y.abs() >= height) | (shift_x.abs() >= image_width)
     keep = (~outside).long().cummin(dim=1).values.bool()  # the reference stops at the first copy outside
     weights = weights.expand_as(shift_y) * keep
-    reach = width - 1  # |shift| ≤ i < width; fixed (not the batch's maximum) so FFT sizes never depend on the batch
+    reach = width - 1
     size = 2 * reach + 1
-    kernels = torch.zeros(images.shape[0], size * size, dtype=torch.float64)
+    kernels = torch.zeros(count, size * size, dtype=torch.float64)
     # out[y, x] = Σ w·img[y − dy, x − dx]  ⇒  correlation kernel tap at (reach − dy, reach − dx)
-    flat_index = (reach - shift_y) * size + (reach - shift_x)
-    kernels.scatter_add_(1, flat_index, weights)
-    kernels = kernels.reshape(-1, 1, size, size).to(images.device)
-    channels = images.shape[1]
+    kernels.scatter_add_(1, (reach - shift_y) * size + (reach - shift_x), weights)
+    return kernels.reshape(count, size, size)
+
+
+def motion_blurs(images: torch.Tensor, radius: float, sigma: float, angle_sets: Sequence[torch.Tensor]
+                 ) -> list[torch.Tensor]:
+    """:func:`motion_blur` of the same images along several angle sets (one angle per image in each): the
+    images are padded and transformed once, each set costs one kernel transform per image and one inverse."""
+    count, channels = images.shape[0], images.shape[1]
+    height, image_width = images.shape[-2:]
+    reach = int(2 * radius + 1) - 1  # |shift| ≤ i ≤ reach; fixed, so FFT sizes never depend on the batch
+    size = 2 * reach + 1
     padded = pad(images, reach, reach, reach, reach, "nearest")
-    batch = padded.reshape(-1, *padded.shape[-2:])
-    kernels = kernels.expand(-1, channels, size, size).reshape(-1, size, size)
-    return fft_correlate(batch, kernels).reshape(images.shape)
+    plane_shape = padded.shape[-2:]
+    fast = (fast_length(plane_shape[0]), fast_length(plane_shape[1]))
+    kernels = [torch.flip(_motion_kernels(count, radius, sigma, angles, height, image_width), dims=(-2, -1))
+               .to(images.device, images.dtype) for angles in angle_sets]  # correlation = flipped convolution
+    padded = padded.reshape(count, channels, *plane_shape)
+    out = [torch.empty_like(images) for _ in angle_sets]
+    for index in range(count):  # plane by plane: one call per transform (see fft_correlate), cache-sized work
+        kernel_spectra = [torch.fft.rfft2(kernel[index], s=fast) for kernel in kernels]
+        for channel in range(channels):
+            spectrum = torch.fft.rfft2(padded[index, channel], s=fast)
+            for blurred, kernel_spectrum in zip(out, kernel_spectra):
+                full = torch.fft.irfft2(complex_multiply(spectrum, kernel_spectrum), s=fast)
+                blurred[index, channel] = full[size - 1:plane_shape[0], size - 1:plane_shape[1]]
+    return out
+
+
+def complex_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a·b`` for complex tensors (broadcasting) from real multiplications and additions, one rounding each.
+
+    torch's complex ``*`` rounds differently in its vectorised and scalar loops, and where a tensor is split
+    between them depends on its size: the same spectra multiplied in batches of 11 and of 20 differed in the last
+    bit. Separate real operations round identically on every path.
+    """
+    ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+    return torch.complex(ar * br - ai * bi, ar * bi + ai * br)
 
 
 def clipped_zoom(images: torch.Tensor, zoom: float) -> torch.Tensor:
@@ -297,6 +356,6 @@ def box_blur3(images: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "border_indices", "box_blur3", "clipped_zoom", "correlate2d", "cv2_gaussian_kernel1d", "disk_kernel",
-    "fft_correlate", "filter2d", "gaussian_blur", "gaussian_kernel1d", "hsv_saturation_affine", "hsv_value_shift", "motion_blur",
+    "complex_multiply", "fast_length", "fft_correlate", "irfft2_each", "rfft2_each", "filter2d", "gaussian_blur", "gaussian_kernel1d", "hsv_saturation_affine", "hsv_value_shift", "motion_blur", "motion_blurs",
     "pad", "pil_box_taps", "pil_nearest_taps", "resample_axis", "rgb_to_gray", "separable_filter",
 ]

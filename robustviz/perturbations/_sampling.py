@@ -6,6 +6,7 @@ any batch, at any batch size and after a resume.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -63,11 +64,16 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     give at most 256 per photon count) the CDFs are tabulated once per rate and every count is a guide-table lookup
     plus a step or two; otherwise the search starts at the mode ⌊λ⌋ with F(⌊λ⌋) = Q(⌊λ⌋ + 1, λ) (the
     regularised incomplete gamma function) and walks up or down with p(k+1) = p(k)·λ/(k+1), keeping only the
-    elements still searching. Both give the same counts; each count depends only on its own u and λ.
+    elements still searching. Both give the same counts; each count depends only on its own u and λ. Float32
+    images in [0, 1] take :func:`_poisson_8bit`, which gives the same counts again.
     """
     rates = intensity
+    u32 = uniform_like(seeds, rates, "poisson", *keys).reshape(-1)
+    counts = _poisson_8bit(intensity, float(scale), u32)
+    if counts is not None:
+        return counts.reshape(rates.shape).to(rates.dtype)
     rate = (intensity.to(torch.float64) * float(scale)).clamp_min(0.0)
-    u = uniform_like(seeds, rates, "poisson", *keys).to(torch.float64).reshape(-1)
+    u = u32.to(torch.float64)
     lam = rate.reshape(-1)
     distinct, inverse = _distinct_rates(lam)
     if distinct is not None:
@@ -75,6 +81,96 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     else:
         counts = _poisson_by_walk(lam, u)
     return counts.reshape(rates.shape).to(rates.dtype)
+
+
+#: Bins of the cached 8-bit guide tables: a u's bin settles its count outright unless a CDF step falls inside the
+#: bin (a few % of draws at 4096 bins), so most counts are one lookup.
+_BINS_8BIT = 4096
+
+
+@functools.lru_cache(maxsize=16)
+def _tables_8bit(scale: float, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the 256 rates λ_k = scale·f32(k/255): (rates, CDF steps with a sentinel, count at each bin's lower edge,
+    whether the count may change inside the bin)."""
+    levels = (torch.arange(256, dtype=torch.float32, device=device) / 255.0).to(torch.float64)
+    rates = levels * scale
+    top = int(scale + 12.0 * scale ** 0.5 + 20.0)
+    k = torch.arange(top + 1, dtype=torch.float64, device=device)
+    lam = rates.reshape(-1, 1)
+    cdf = torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)).cumsum(dim=1).clamp(max=1.0)
+    edges = (torch.arange(_BINS_8BIT + 1, dtype=torch.float64, device=device) / _BINS_8BIT).expand(256, -1)
+    guide = torch.searchsorted(cdf, edges.contiguous(), right=True)
+    steps = torch.cat([cdf, cdf.new_full((256, 1), 2.0)], dim=1).reshape(-1)
+    start = guide[:, :-1].reshape(-1)
+    return rates, steps, start, (guide[:, 1:] != guide[:, :-1]).reshape(-1)
+
+
+def _poisson_8bit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> torch.Tensor | None:
+    """Counts for float32 intensities in [0, 1] from cached per-rate tables (None for other inputs).
+
+    On the 8-bit grid k/255 each count is read from its level's table: the count at u's bin edge, then steps up
+    while F(count) ≤ u for the few u whose bin holds a CDF step. Off the grid (e.g. resized photos) the rate lies
+    between two levels' rates, and as F(k; λ) falls with λ, the counts at the two levels bracket the exact count:
+    where they agree (all but about scale/255 of the draws) that is the count, and the rest test F(k; λ) ≤ u for
+    the k between the two (usually one). Same counts as :func:`_poisson_by_table` and :func:`_poisson_by_walk`
+    (the CDFs are computed in float64 by different formulas, so a u within ~1e-15 of a CDF value could round the
+    other way; u lies on a 2^-24 grid, and the tests find no difference).
+    """
+    if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel():
+        return None
+    flat = intensity.reshape(-1)
+    low, high = torch.aminmax(flat)
+    if not (float(low) >= 0.0 and float(high) <= 1.0):
+        return None
+    tables = _tables_8bit(scale, str(flat.device))
+    index = torch.round(flat * 255.0).long()
+    levels = torch.arange(256, dtype=torch.float32, device=flat.device) / 255.0
+    if torch.equal(levels[index], flat):
+        return _table_counts(tables, index, u)
+    if scale > 64.0:  # brackets rarely agree at high photon counts: the caller's general path is faster
+        return None
+    rates = tables[0]
+    lam = flat.to(torch.float64) * scale
+    below = torch.floor(flat * 255.0).long().clamp_(0, 254)
+    below -= (rates[below] > lam).long()  # float rounding: make rates[below] ≤ λ ≤ rates[below + 1]
+    below += (rates[below + 1] < lam).long()
+    below.clamp_(0, 254)
+    counts = _table_counts(tables, below, u)
+    # the upper level's count exceeds ``counts`` iff its F(counts) ≤ u: one gather, not a second lookup
+    steps, width = tables[1], tables[1].numel() // 256
+    row = ((below + 1) * width + counts.long().clamp(max=width - 1))
+    differ = torch.nonzero((steps[row] <= u) & (rates[below] != lam)).squeeze(1)
+    if differ.numel():  # count = lower + #{k ≥ lower : F(k; λ) ≤ u}, F(k; λ) = Q(k + 1, λ); usually one test
+        counts = counts.to(torch.float64)
+        found, lam_d, u_d = counts[differ], lam[differ], u[differ].to(torch.float64)
+        active = torch.arange(differ.numel(), device=flat.device)
+        while active.numel():
+            active = active[torch.special.gammaincc(found[active] + 1.0, lam_d[active]) <= u_d[active]]
+            found[active] += 1
+        counts[differ] = found
+    return counts
+
+
+def _table_counts(tables: tuple[torch.Tensor, ...], index: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Counts of the level-``index`` rates for uniforms ``u`` (see :func:`_poisson_8bit`)."""
+    rates, steps, start, ambiguous = tables
+    width = steps.numel() // 256  # top + 2
+    key = index * _BINS_8BIT + (u * _BINS_8BIT).long()  # u on a 2^-24 grid: the bin is exact
+    counts = start[key]
+    active = torch.nonzero(ambiguous[key]).squeeze(1)
+    if active.numel():
+        u_active, row = u[active].to(torch.float64), index[active] * width
+        found = counts[active]
+        searching = torch.arange(active.numel(), device=index.device)
+        while searching.numel():
+            searching = searching[steps[row[searching] + found[searching]] <= u_active[searching]]
+            found[searching] += 1
+        counts[active] = found
+    beyond = torch.nonzero(counts > width - 2).squeeze(1)
+    counts = counts.to(torch.float32 if not beyond.numel() else torch.float64)  # counts ≤ 2^24 are exact
+    if beyond.numel():
+        counts[beyond] = _poisson_by_walk(rates[index[beyond]], u[beyond].to(torch.float64))
+    return counts
 
 
 def _distinct_rates(lam: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:

@@ -40,9 +40,8 @@ def frost_texture(seeds: torch.Tensor, height: int, width: int, device: torch.de
     for index, (length, weight) in enumerate(((0.06, 1.0), (0.02, 0.6))):
         noise = _ops.gaussian_blur(normal_like(seeds, reference, "frost-noise", index), 0.006 * size)
         radius = max(1.0, length * size)
-        for turn in range(3):
-            angles = base_angle + 60.0 * turn + 25.0 * index
-            smeared = _ops.motion_blur(noise, radius, radius / 2.0, angles)
+        turns = [base_angle + 60.0 * turn + 25.0 * index for turn in range(3)]
+        for smeared in _ops.motion_blurs(noise, radius, radius / 2.0, turns):  # one transform of the noise
             needles = needles + weight * smeared.abs()
     needles = needles - needles.mean(dim=(2, 3), keepdim=True)
     needles = needles / needles.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)

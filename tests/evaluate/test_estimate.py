@@ -82,8 +82,8 @@ def test_rise_pass_count_matches_its_definition():
     counter, _ = _instrumented_run(spec)
     rise = next(r for r in estimate.rows if r.name == "rise")
     assert rise.forwards == 37 * 8 * 2  # N masks per image, one block of 8 images, clean and perturbed
-    # + two padded prediction blocks (clean, perturbed)
-    assert estimate.total_forwards == counter.forward_images == 37 * 8 * 2 + 2 * 64
+    # + two prediction blocks (clean, perturbed) of the 8 images (never padded beyond the dataset)
+    assert estimate.total_forwards == counter.forward_images == 37 * 8 * 2 + 2 * 8
 
 
 def test_table_limit_and_text():
