@@ -66,9 +66,9 @@ def test_passes_are_counted_exactly_and_time_is_close():
         not in rows
     assert rows[("method", "rise")].how.startswith("extrapolated")
     assert rows[("metric", "deletion_auc × rise")].how.startswith("extrapolated")
-    # masks × block × blocks (two chunks: a clean and two perturbed blocks each)
-    assert rows[("method", "rise")].forwards == 6 * 8 * (2 + 2 * 2)
-    assert rows[("metric", "deletion_auc × saliency")].forwards == (256 // 32 + 1) * 8 * (2 + 2 * 2)
+    # masks × block × blocks (the block is the 5 samples; two chunks: a clean and two perturbed blocks each)
+    assert rows[("method", "rise")].forwards == 6 * 5 * (2 + 2 * 2)
+    assert rows[("metric", "deletion_auc × saliency")].forwards == (256 // 32 + 1) * 5 * (2 + 2 * 2)
     # a busy machine: generous bounds here; the measured ratio is reported in the closing note
     ratio = estimate.total_seconds / seconds
     print(f"estimate / measured wall time: {ratio:.2f}")
