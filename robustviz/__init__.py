@@ -20,6 +20,7 @@ from . import cube as _cube  # noqa: F401,E402  (registers the ds.rv accessor)
 from .cube import CubeConflictError, CubeError, diff_cubes, merge_cubes, open_cube, to_netcdf  # noqa: E402
 from .data.base import ImageSet  # noqa: E402
 from .evaluate import CubeStore, StoreError, evaluate  # noqa: E402
+from .evaluate.estimate import CostEstimate, estimate  # noqa: E402
 from .evaluate.extend import extend_cube  # noqa: E402
 from .registry import REGISTRY, RegistryError, create, list_names, register  # noqa: E402
 from .spec import Component, EvaluationSpec, SpecError  # noqa: E402
@@ -41,8 +42,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 __all__ = [
-    "Component", "CubeConflictError", "CubeError", "CubeStore", "EvaluationSpec", "ImageSet", "InputError",
-    "REGISTRY", "RegistryError", "SpecError", "StoreError", "__version__", "create", "diff_cubes", "evaluate",
-    "explore", "extend_cube", "list_names", "load_ipython_extension", "merge_cubes", "open_cube", "register",
-    "to_netcdf",
+    "Component", "CostEstimate", "CubeConflictError", "CubeError", "CubeStore", "EvaluationSpec", "ImageSet",
+    "InputError", "REGISTRY", "RegistryError", "SpecError", "StoreError", "__version__", "create", "diff_cubes",
+    "estimate", "evaluate", "explore", "extend_cube", "list_names", "load_ipython_extension", "merge_cubes",
+    "open_cube", "register", "to_netcdf",
 ]

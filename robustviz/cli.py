@@ -15,13 +15,12 @@ IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "
 IMAGENET_C_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 ZOO = ("smallcnn-standard", "smallcnn-noise", "tinyresnet-standard", "tinyresnet-noise", "tinyvit-standard",
        "tinyvit-noise")
-# Light settings so that the whole suite fits a laptop CPU in a few minutes: 4 integration steps, 16 RISE masks,
-# 4 deletion steps at 64 px, Fisher information on the clean images only. The papers' defaults (32 steps,
-# 6000 masks, 224 deletion steps) are one spec away.
-DEMO_METHODS = ("saliency", {"name": "integrated_gradients", "n_steps": 4}, "grad_cam", "gradcam_plus_plus",
-                {"name": "rise", "n_masks": 16, "batch_masks": 256})
-DEMO_METRICS = ("consistency", "responsiveness", "cosine", {"name": "deletion_auc", "step": 1024},
-                {"name": "fisher_lmax", "at": "clean"}, {"name": "iaside", "n_bands": 8})
+# The demo runs under ``preset: fast`` so that the whole suite fits a laptop CPU in a few minutes: 4 integration
+# steps, 16 RISE masks, 4 deletion steps at 64 px, Fisher information on the clean images only. ``preset: paper``
+# (docs/guide/papers_settings) gives the publications' settings.
+DEMO_PRESET = "fast"
+DEMO_METHODS = ("saliency", "integrated_gradients", "grad_cam", "gradcam_plus_plus", "rise")
+DEMO_METRICS = ("consistency", "responsiveness", "cosine", "deletion_auc", "fisher_lmax", "iaside")
 
 
 def demo_spec(n_samples: int = 8, *, full: bool = True):
@@ -40,7 +39,7 @@ def demo_spec(n_samples: int = 8, *, full: bool = True):
         n_samples=n_samples, perturbations=perturbations,
         methods=available("method", DEMO_METHODS) if full else [],
         metrics=available("metric", DEMO_METRICS) if full else [],
-        batch_size=64, seed=0, device="auto", n_examples=4)
+        batch_size=64, seed=0, device="auto", n_examples=4, preset=DEMO_PRESET)
 
 
 def _print_warnings(ds) -> None:
@@ -86,8 +85,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     spec = demo_spec(args.n_samples, full=not args.quick)
     started = time.perf_counter()
+    from .evaluate.presets import describe
+
     print(f"robustviz demo: {len(spec.models)} models × {len(spec.perturbations)} perturbations × "
           f"{len(spec.severities)} severities × {len(spec.methods)} methods × {spec.n_samples} samples")
+    print(f"preset: {describe(spec.preset)}")
     ds = evaluate(spec, store=out / "cube.zarr", progress=not args.no_progress, overwrite=args.overwrite)
     netcdf = to_netcdf(ds, out / "cube.nc")
     fig = severity_curves(ds, "correct")
@@ -108,6 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .spec import EvaluationSpec
 
     spec = EvaluationSpec.from_yaml(Path(args.spec))
+    status = _check_cost(spec, args)
+    if status is not None:
+        return status
     store = Path(args.store) if args.store else Path(args.spec).with_suffix(".zarr")
     client = None
     if args.scheduler:
@@ -135,6 +140,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_table(ds)
     print(f"\ncube: {store}")
     return 0
+
+
+#: Exit status of ``run`` when the estimate exceeds the limit (without ``--force``).
+EXIT_OVER_LIMIT = 3
+
+
+def _check_cost(spec, args: argparse.Namespace) -> int | None:
+    """``--dry-run``: print the estimate and stop; with a limit (``--max-hours`` or ``limits.max_hours``), refuse
+    a run estimated above it unless ``--force``. ``None``: go ahead with the run."""
+    max_hours = args.max_hours if args.max_hours is not None else dict(spec.limits).get("max_hours")
+    if not args.dry_run and max_hours is None:
+        return None
+    from .evaluate.estimate import estimate
+
+    print(f"estimating {spec.name!r} (probes of each component on one block of the real model)…", flush=True)
+    result = estimate(spec, max_hours=max_hours)
+    print(result)
+    if result.exceeds_limit:
+        message = (f"warning: estimated {result.total_seconds / 3600:.2f} h > limit {max_hours:g} h"
+                   + ("; running anyway (--force)" if args.force else "; pass --force to run anyway"))
+        print(message, file=sys.stderr)
+        if not args.force:
+            return EXIT_OVER_LIMIT
+    return 0 if args.dry_run else None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -239,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="dask scheduler address, or 'local' for a LocalCluster")
     run.add_argument("--workers", type=int, default=2, help="workers of a local cluster (default 2)")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print model passes and estimated time per component, then stop")
+    run.add_argument("--max-hours", type=float, default=None,
+                     help="refuse to start when the estimate exceeds this (default: the spec's limits.max_hours)")
+    run.add_argument("--force", action="store_true", help="run even when the estimate exceeds the limit")
     run.set_defaults(func=cmd_run)
 
     verify = sub.add_parser("verify", help="check a store's content hashes; list damaged regions (exit 1)")

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
+#: Presets known to the evaluator (their parameters live in robustviz.evaluate.presets).
+PRESET_NAMES = ("paper", "fast")
+#: Keys of ``limits``: the longest estimated run ``robustviz run`` starts without ``--force``.
+LIMIT_KEYS = ("max_hours",)
+
+
 class SpecError(ValueError):
     """An invalid evaluation spec; the message names the field and the fix."""
 
@@ -114,6 +120,10 @@ class EvaluationSpec:
     n_examples: int = 4
     name: str = "robustviz"
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=True)
+    #: Named defaults for costly components ("paper" or "fast"); explicit parameters win. None: their own defaults.
+    preset: str | None = None
+    #: Cost limits checked by ``robustviz run`` before it starts, e.g. ``{"max_hours": 2}`` (not part of the cube).
+    limits: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -149,6 +159,18 @@ class EvaluationSpec:
                                                      self.device.startswith("cuda")):
             raise SpecError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
         set_(self, "extra", tuple(sorted((str(k), _freeze(v)) for k, v in dict(self.extra).items())))
+        if self.preset is not None and self.preset not in PRESET_NAMES:
+            raise SpecError(f"preset must be one of {', '.join(PRESET_NAMES)} (or left out), got {self.preset!r}")
+        try:
+            limits = dict(self.limits)
+        except (TypeError, ValueError):
+            limits = None
+        if limits is None or set(limits) - set(LIMIT_KEYS):
+            raise SpecError(f"limits must be a mapping with keys {', '.join(LIMIT_KEYS)}, got {self.limits!r}")
+        for key, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise SpecError(f"limits.{key} must be a positive number, got {value!r}")
+        set_(self, "limits", tuple(sorted(limits.items())))
 
     # -- construction ---------------------------------------------------------------------------------------------
     @classmethod
@@ -169,8 +191,11 @@ class EvaluationSpec:
             if required not in data:
                 raise SpecError(f"a spec needs {required!r}")
         values = dict(data)
-        if "extra" in values and isinstance(values["extra"], Mapping):
-            values["extra"] = tuple(values["extra"].items())
+        for key in ("extra", "limits"):
+            if key in values and isinstance(values[key], Mapping):
+                values[key] = tuple(values[key].items())
+        if values.get("limits") is None:
+            values.pop("limits", None)
         return cls(**values)
 
     @classmethod
@@ -197,6 +222,9 @@ class EvaluationSpec:
             "sample_chunk": self.sample_chunk,
             "n_examples": self.n_examples,
             "extra": {k: _thaw(v) for k, v in self.extra},
+            # only when set, so that the fingerprints of earlier specs (and their stores) do not change
+            **({"preset": self.preset} if self.preset is not None else {}),
+            **({"limits": dict(self.limits)} if self.limits else {}),
         }
 
     def to_yaml(self) -> str:
@@ -213,8 +241,8 @@ class EvaluationSpec:
     def fingerprint(self) -> str:
         """Hash of everything that determines the cube's values — not batch_size or device, which must not."""
         data = self.to_dict()
-        for key in ("batch_size", "device", "name"):
-            data.pop(key)
+        for key in ("batch_size", "device", "name", "limits"):
+            data.pop(key, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,6 +9,7 @@ size, on the order of regions, on resuming, or on which worker computed them.
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..validation import InputError
 from .checks import check_finite_logits, logits_of, model_errors
 from .preflight import check_label_space, probe_models, record_warnings
 from .plan import Plan
+from .scoping import DegenerateMetricWarning
 from .store import CubeStore, model_fingerprint
 
 RegionKey = tuple[int, int, int]  # (model, perturbation, chunk)
@@ -62,6 +64,26 @@ def _padded_blocks(count: int, block: int = BLOCK) -> Iterator[tuple[slice, torc
         if len(index) < block:
             index = torch.cat([index, index[:1].repeat(block - len(index))])
         yield part, index
+
+
+def _n_blocks(count: int, block: int = BLOCK) -> int:
+    return -(-count // block)
+
+
+def region_steps(plan: Plan, chunk: int, *, with_clean: bool) -> int:
+    """Progress steps of one region (the unit of the per-region progress bar): perturbation batches, forward
+    blocks, method blocks and metric blocks; ``with_clean`` adds the chunk's clean pass when it is not cached."""
+    n = plan.chunk_slice(chunk).stop - plan.chunk_slice(chunk).start
+    k = len(plan.spec.severities)
+    per_method = [sum(flags) if metric.per_method else 1 for metric, flags in zip(plan.metrics, plan.metric_methods)]
+    clean_metric = sum(per_method)
+    perturbed_metric = sum(c for c, scope in zip(per_method, plan.metric_scopes) if scope == "all")
+    forward, block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
+    steps = k + _n_blocks(k * n, forward)  # one step per severity's perturbation
+    steps += _n_blocks(k * n, block) * (len(plan.methods) + perturbed_metric)
+    if with_clean:
+        steps += _n_blocks(n, forward) + _n_blocks(n, block) * (len(plan.methods) + clean_metric)
+    return steps
 
 
 def _take(value: Any, index: torch.Tensor, count: int) -> Any:
@@ -100,6 +122,12 @@ class RegionComputer:
         self._clean: dict[int, CleanPass] = {}
         self.forward_block, self.block = block_sizes(len(plan.data), *plan.data.images.shape[-2:])
         restore_malloc_thresholds()
+        #: Called once per progress step (see :func:`region_steps`): a perturbation batch, a forward block, a
+        #: method or metric block. The evaluator points it at the per-region progress bar.
+        self.tick: Callable[[], None] = lambda: None
+
+    def has_clean(self, model_index: int, chunk: int) -> bool:
+        return self._model_index == model_index and chunk in self._clean
 
     # -- models and clean passes ---------------------------------------------------------------------------------
     def model(self, index: int) -> torch.nn.Module:
@@ -121,6 +149,7 @@ class RegionComputer:
                     rows = images[part] if len(index) == part.stop - part.start else images[index.to(images.device)]
                     output = logits_of(model, model(rows), self.plan.model_names[self._model_index or 0])
                     blocks.append(output[: part.stop - part.start].float())
+                    self.tick()
         logits = torch.cat(blocks)
         check_finite_logits(logits, sample_ids, self.plan.model_names[self._model_index or 0], where)
         return logits
@@ -134,11 +163,13 @@ class RegionComputer:
         maps = []
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
+            blocks = []
             try:
-                maps.append(torch.cat([
-                    method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
-                                     seeds=seeds[index])[: part.stop - part.start]
-                    for part, index in _padded_blocks(images.shape[0], self.block)]))
+                for part, index in _padded_blocks(images.shape[0], self.block):
+                    blocks.append(method.attribute(model, *(_take(t, index, images.shape[0])
+                                                            for t in (images, target)),
+                                                   seeds=seeds[index])[: part.stop - part.start])
+                    self.tick()
             except RuntimeError as error:
                 if "ScriptModule" not in str(error):
                     raise
@@ -147,6 +178,7 @@ class RegionComputer:
                 name = self.plan.model_names[self._model_index or 0]
                 check_method_support(name, "none", [method], [label])
                 raise
+            maps.append(torch.cat(blocks))
         return maps
 
     def clean(self, model_index: int, chunk: int) -> CleanPass:
@@ -189,7 +221,7 @@ class RegionComputer:
             "confidence": probs.max(1).values.cpu().numpy().astype(np.float32),
         }
         target = logits.argmax(1) if plan.target == "pred" else repeat(clean.target)
-        for name, metric, scope in zip(plan.metric_names, plan.metrics, plan.metric_scopes):
+        for j, (name, metric, scope) in enumerate(zip(plan.metric_names, plan.metrics, plan.metric_scopes)):
             if scope == "clean" and severities != [0]:
                 shape = ((len(plan.methods), k * n) if metric.per_method else (k * n,)) + tuple(
                     len(values) for values in metric.value_coords.values())
@@ -205,8 +237,12 @@ class RegionComputer:
                                  severity=severities[0] if k == 1 else -1)
             if metric.per_method:
                 values = []
-                for label, method, maps, clean_maps in zip(plan.method_names, plan.methods, attributions,
-                                                           clean.attributions):
+                for label, method, maps, clean_maps, computed in zip(plan.method_names, plan.methods, attributions,
+                                                                     clean.attributions, plan.metric_methods[j]):
+                    if not computed:  # scoped out: missing, never 0
+                        values.append(np.full((k * n, *(len(v) for v in metric.value_coords.values())), np.nan,
+                                              dtype=np.float32))
+                        continue
                     base.method, base.attributions, base.clean_attributions = method, maps, repeat(clean_maps)
                     base.method_seeds = repeat(self._method_seeds(clean.sample_ids, label))
                     values.append(self._metric_batches(metric, base))
@@ -236,6 +272,7 @@ class RegionComputer:
             block = MetricContext(**{name: value if name == "model" else _take(value, index, count)
                                      for name, value in vars(context).items()})
             results.append(metric(block).cpu().numpy()[: part.stop - part.start])
+            self.tick()
         return np.concatenate(results).astype(np.float32)
 
     # -- a whole region -------------------------------------------------------------------------------------------
@@ -253,6 +290,7 @@ class RegionComputer:
         for severity in plan.severities:
             seeds = derive_seeds(plan.spec.seed, clean.sample_ids, "perturbation", label, severity)
             images = self._perturb(perturbation, model, clean, severity, seeds)
+            self.tick()
             low, high = torch.aminmax(images)
             if not (float(low) >= 0.0 and float(high) <= 1.0):  # NaN fails both comparisons
                 raise RuntimeError(f"perturbation {label!r} at severity {severity} produced NaN/inf "
@@ -304,10 +342,11 @@ class RegionComputer:
         return out
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str, *, unit: str = "region", position: int = 0,
+              leave: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="region", leave=True)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit=unit, leave=leave, position=position)
 
 
 def build_template(plan: Plan) -> xr.Dataset:
@@ -346,6 +385,8 @@ def evaluate(spec: EvaluationSpec | str | os.PathLike[str], store: str | os.Path
     if isinstance(spec, (str, os.PathLike)):
         spec = EvaluationSpec.from_yaml(Path(spec))
     plan = Plan.from_spec(spec, data=data, models=models)
+    for message in plan.warnings:
+        warnings.warn(message, DegenerateMetricWarning, stacklevel=2)
     template = build_template(plan)
     if client is not None:
         if store is None:
@@ -407,7 +448,9 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
     todo = pending_regions(plan, sink.done_mask())
     model_done = sink.model_done_mask()
     model_todo = [m for m in range(len(plan.spec.models)) if plan.model_metrics and not model_done[m]]
-    with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar:
+    with _progress(len(todo) + len(model_todo), progress, plan.spec.name) as bar, \
+            _progress(0, progress, "", unit="step", position=1, leave=False) as inner:
+        computer.tick = inner.update
         for model_index in range(len(plan.spec.models)):
             if model_index in model_todo or any(k[0] == model_index for k in todo):
                 sink.check_model(model_index, plan.model_names[model_index],
@@ -416,6 +459,9 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
                 sink.write_model(model_index, computer.model_level(model_index))
                 bar.update()
             for key in [k for k in todo if k[0] == model_index]:
+                inner.reset(total=region_steps(plan, key[2], with_clean=not computer.has_clean(key[0], key[2])))
+                inner.set_description(f"{plan.model_names[key[0]]} × {plan.perturbation_names[key[1]]}",
+                                      refresh=False)
                 sink.write_region(key[0], key[1], key[2], plan.chunk_slice(key[2]), computer.region(*key))
                 bar.update()
                 if on_region is not None:

@@ -18,6 +18,9 @@ from ..data.base import ImageSet
 from ..metrics.base import Metric, ModelMetric
 from ..spec import Component, EvaluationSpec, SpecError
 from ..validation import InputError
+from .presets import describe as describe_preset
+from .presets import preset_defaults
+from .scoping import check_degenerate, resolve_metric_methods
 
 #: Whom attributions are computed for: the class predicted on the clean image, the same for clean and perturbed
 #: images, so their maps are comparable (the RISE insertion/deletion protocol scores that class too).
@@ -40,7 +43,8 @@ def resolve_device(device: str) -> torch.device:
 #: metric such as ``fisher_lmax`` when its value under perturbation is not needed.
 #: ``label`` names a model or perturbation in the cube (e.g. two model files, or a precomputed corruption next to
 #: the on-the-fly one).
-ENGINE_PARAMS = {"metric": ("at",), "model": ("label",), "perturbation": ("label",)}
+#: ``methods: [saliency, grad_cam]`` limits a per-method metric to those methods (the other cells read NaN).
+ENGINE_PARAMS = {"metric": ("at", "methods"), "model": ("label",), "perturbation": ("label",)}
 METRIC_SCOPES = ("all", "clean")
 #: Parameters holding file-system paths (and any absolute path): shown by their file name only in labels.
 _PATH_PARAMS = ("path", "root", "checkpoint_path", "model_dir")
@@ -52,6 +56,14 @@ def _create(kind: str, component: Component, **defaults: Any) -> Any:
     engine_keys = ENGINE_PARAMS.get(kind, ())
     params = {**defaults, **{k: v for k, v in component.kwargs.items() if k not in engine_keys}}
     return registry.create(kind, component.name, **params)
+
+
+def with_preset(preset: str | None, kind: str, component: Component) -> Component:
+    """``component`` with the preset's parameters filled in where the spec gives none (explicit ones win)."""
+    defaults = preset_defaults(preset, kind, component.name)
+    if not defaults:
+        return component
+    return Component.parse({"name": component.name, **defaults, **component.kwargs}, kind)
 
 
 def _short_label(component: Component) -> str:
@@ -178,6 +190,10 @@ class Plan:
     model_overrides: Mapping[str, torch.nn.Module] = field(default_factory=dict)
     target: str = "clean_pred"
     metric_scopes: list[str] = field(default_factory=list)  # "all" or "clean", one per per-sample metric
+    #: Per per-sample metric, one bool per method: computed (True) or left NaN (scoped out or skipped by default).
+    metric_methods: list[list[bool]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the plan chose for the user (default skips)
+    warnings: list[str] = field(default_factory=list)  # metrics that are degenerate for this setting
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
@@ -204,19 +220,23 @@ class Plan:
             if missing:
                 raise InputError(f"perturbation {component.label!r} has no severities {missing}; its severities "
                                  f"are {tuple(perturbation.severities)}")
-        methods = [_create("method", c) for c in spec.methods]
-        labels = coordinate_labels(spec.methods)
+        method_components = [with_preset(spec.preset, "method", c) for c in spec.methods]
+        methods = [_create("method", c) for c in method_components]
+        method_labels = coordinate_labels(spec.methods)
         for component, name in zip(spec.models, _model_labels(spec.models)):
             if component.name == "file" and component.name not in models and "path" in component.kwargs:
                 from ..models.formats import FORMAT_HOOKS, sniff_format
 
                 fmt = component.kwargs.get("format", "auto")
                 kind = sniff_format(component.kwargs["path"]) if fmt == "auto" else fmt
-                check_method_support(name, FORMAT_HOOKS.get(kind, "full"), methods, labels)
+                check_method_support(name, FORMAT_HOOKS.get(kind, "full"), methods, method_labels)
         metrics: list[Metric] = []
         model_metrics: list[ModelMetric] = []
         scopes: list[str] = []
-        for component in spec.metrics:
+        metric_methods: list[list[bool]] = []
+        notes: list[str] = []
+        metric_components = []
+        for component in (with_preset(spec.preset, "metric", c) for c in spec.metrics):
             metric = _create("metric", component)
             if getattr(metric, "scope", "sample") == "model":
                 model_metrics.append(metric)
@@ -232,11 +252,16 @@ class Plan:
                 raise SpecError(f"metric {component.label!r}: at must be one of {METRIC_SCOPES}, got {scope!r}")
             metrics.append(metric)
             scopes.append(scope)
+            metric_methods.append(resolve_metric_methods(component, metric, spec.methods, method_labels, methods,
+                                                         notes))
+            metric_components.append(component)
         target = dict(spec.extra).get("target", "clean_pred")
         if target not in TARGETS:
             raise SpecError(f"extra.target must be one of {TARGETS}, got {target!r}")
+        warnings = check_degenerate(metric_components, metrics, metric_methods, method_labels, methods,
+                                    tuple(data.images.shape[-2:]))
         return cls(spec, data, perturbations, methods, metrics, model_metrics, resolve_device(spec.device),
-                   models, target, scopes)
+                   models, target, scopes, metric_methods, notes, warnings)
 
     # -- derived layout ------------------------------------------------------------------------------------------
     @property
@@ -358,6 +383,12 @@ class Plan:
             "perturbation_sources": json.dumps({name: getattr(p, "source", "computed on the fly")
                                                 for name, p in zip(self.perturbation_names, self.perturbations)}),
             "attribution_target": self.target,
+            "preset": describe_preset(self.spec.preset),
+            "metric_methods": json.dumps({name: [m for m, on in zip(self.method_names, computed) if on]
+                                          for name, computed, metric in zip(self.metric_names, self.metric_methods,
+                                                                            self.metrics) if metric.per_method}),
+            "notes": json.dumps(self.notes),
+            "warnings": json.dumps(self.warnings),
         }
 
 

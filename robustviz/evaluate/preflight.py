@@ -81,7 +81,8 @@ def record_warnings(plan: Plan, cube: xr.Dataset, store: CubeStore | None) -> xr
             hints[name] = ("it was passed to evaluate(models=...) without a normalisation: declare normalize: in "
                            "its spec entry or wrap it in NormalizedModel(model, mean, std)")
     messages = clean_prediction_warnings(cube, hints)
-    cube.attrs["warnings"] = json.dumps(messages)
+    # the plan's own warnings (degenerate metric settings) stay beside the clean-prediction ones
+    cube.attrs["warnings"] = json.dumps(list(plan.warnings) + [m for m in messages if m not in plan.warnings])
     if store is not None:
         store.group.attrs["warnings"] = cube.attrs["warnings"]
     emit(messages, stacklevel=3)
