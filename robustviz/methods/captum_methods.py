@@ -62,6 +62,20 @@ def seed_int(seed: torch.Tensor | int) -> int:
     return int(seed) & ((1 << 63) - 1)
 
 
+@contextlib.contextmanager
+def seeded_sample(seed: torch.Tensor | int, device: torch.device) -> Iterator[None]:
+    """Seed torch's and numpy's global generators with one sample's seed for the block, then restore both: for
+    Captum methods that draw from the global state (GradientShap's noise, LIME's and KernelSHAP's samples)."""
+    numpy_state = np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed_int(seed))
+            np.random.seed(seed_int(seed) % (2**32))
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+
+
 class CaptumMethod(Method):
     """Base for wrappers: subclasses implement :meth:`_attribute` with the model's parameters frozen."""
 
@@ -166,18 +180,11 @@ class GradientShapMethod(CaptumMethod):
         explainer = captum_attr.GradientShap(model)
         baselines = self.baselines(seeds, tuple(images.shape[1:]), images.device)
         maps = []
-        devices = [images.device] if images.device.type == "cuda" else []
         for index in range(images.shape[0]):
-            numpy_state = np.random.get_state()
-            try:
-                with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(seed_int(seeds[index]))
-                    np.random.seed(seed_int(seeds[index]) % (2**32))
-                    maps.append(explainer.attribute(images[index:index + 1], baselines=baselines[index],
-                                                    n_samples=self.n_samples, stdevs=self.stdevs,
-                                                    target=target[index:index + 1]))
-            finally:
-                np.random.set_state(numpy_state)
+            with seeded_sample(seeds[index], images.device):
+                maps.append(explainer.attribute(images[index:index + 1], baselines=baselines[index],
+                                                n_samples=self.n_samples, stdevs=self.stdevs,
+                                                target=target[index:index + 1]))
         return torch.cat(maps)
 
 
@@ -333,4 +340,4 @@ class GuidedGradCamMethod(CaptumMethod):
 __all__ = ["CaptumMethod", "DeepLiftMethod", "DeepLiftShapMethod", "GradCamMethod", "GradientShapMethod",
            "GuidedBackpropMethod", "GuidedGradCamMethod", "InputXGradientMethod", "IntegratedGradientsMethod",
            "LRPMethod", "OcclusionMethod", "SaliencyMethod", "SmoothGradMethod", "frozen_parameters", "resolve_layer",
-           "seed_int", "smoothgrad_noise"]
+           "seed_int", "seeded_sample", "smoothgrad_noise"]

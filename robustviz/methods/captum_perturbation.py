@@ -23,7 +23,7 @@ from .._optional import require
 from ..registry import register
 from ..validation import InputError
 from .base import Method
-from .captum_methods import seed_int
+from .captum_methods import seeded_sample
 
 SEGMENTATIONS = ("grid", "slic")
 
@@ -108,21 +108,14 @@ class _SampledFeatureMethod(_FeatureMethod):
         require("sklearn", "surrogate", f"{self.name}'s surrogate model")
         masks = self.masks(images)
         explainer = self.explainer(model)
-        devices = [images.device] if images.device.type == "cuda" else []
         maps = []
         with torch.no_grad():
             for index in range(images.shape[0]):
-                numpy_state = np.random.get_state()
-                try:
-                    with torch.random.fork_rng(devices=devices):
-                        torch.manual_seed(seed_int(seeds[index]))
-                        np.random.seed(seed_int(seeds[index]) % (2**32))
-                        maps.append(explainer.attribute(
-                            images[index:index + 1], baselines=self.baseline, target=target[index:index + 1],
-                            feature_mask=masks[index:index + 1], n_samples=self.n_samples,
-                            perturbations_per_eval=self.perturbations_per_eval))
-                finally:
-                    np.random.set_state(numpy_state)
+                with seeded_sample(seeds[index], images.device):
+                    maps.append(explainer.attribute(
+                        images[index:index + 1], baselines=self.baseline, target=target[index:index + 1],
+                        feature_mask=masks[index:index + 1], n_samples=self.n_samples,
+                        perturbations_per_eval=self.perturbations_per_eval))
         return torch.cat(maps)
 
 
