@@ -307,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """robustviz's own warnings as one plain line on stderr (no source path); others as Python shows them."""
+    import warnings
+
+    if category.__module__.split(".")[0] == "robustviz":
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .cli_errors import EXIT_SIGINT, EXIT_SIGTERM, Terminated, explain, interrupted_line, report, sigterm_raises
     from .registry import RegistryError
@@ -319,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=CleanAccuracyWarning)  # printed loudly after the table instead
+    shown_by, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         with sigterm_raises():
             return args.func(args)
@@ -340,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         report(message)
         return 2
+    finally:
+        warnings.showwarning = shown_by
 
 
 if __name__ == "__main__":
