@@ -126,7 +126,8 @@ def test_in_the_cube_phi_x_is_the_cubes_own_map():
         models=["smallcnn-standard"], dataset={"name": "shapes", "image_size": 32}, n_samples=6,
         perturbations=["gaussian_noise"], severities=[1], batch_size=4, seed=3, device="cpu", n_examples=0,
         methods=["saliency", {"name": "rise", "n_masks": 16, "batch_masks": 16}],
-        metrics=[{"name": "max_sensitivity", "n_samples": 3}]))
+        # RISE is skipped by default for sensitivity metrics (its cost); this test asks for every method
+        metrics=[{"name": "max_sensitivity", "n_samples": 3, "methods": "all"}]))
     ds = robustviz.evaluate(spec, progress=False)
     data = robustviz.create("dataset", "shapes", n_samples=6, image_size=32, seed=3)  # the spec's seed
     model = robustviz.create("model", "smallcnn-standard")
