@@ -164,20 +164,10 @@ class RegionComputer:
         for label, method in zip(self.plan.method_names, self.plan.methods):
             seeds = self._method_seeds(sample_ids, label)
             blocks = []
-            try:
-                for part, index in _padded_blocks(images.shape[0], self.block):
-                    blocks.append(method.attribute(model, *(_take(t, index, images.shape[0])
-                                                            for t in (images, target)),
-                                                   seeds=seeds[index])[: part.stop - part.start])
-                    self.tick()
-            except RuntimeError as error:
-                if "ScriptModule" not in str(error):
-                    raise
-                from .plan import check_method_support
-
-                name = self.plan.model_names[self._model_index or 0]
-                check_method_support(name, "none", [method], [label])
-                raise
+            for part, index in _padded_blocks(images.shape[0], self.block):
+                blocks.append(method.attribute(model, *(_take(t, index, images.shape[0]) for t in (images, target)),
+                                               seeds=seeds[index])[: part.stop - part.start])
+                self.tick()
             maps.append(torch.cat(blocks))
         return maps
 
