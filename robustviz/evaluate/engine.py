@@ -408,9 +408,6 @@ class _InMemoryCube:
     def model_done_mask(self) -> np.ndarray:
         return self.cube["model_done"].values.astype(bool)
 
-    def check_model(self, index: int, name: str, fingerprint: str) -> None:
-        """Nothing to check: an in-memory cube only ever sees the models of this run."""
-
     def write_model(self, model_index: int, arrays: Mapping[str, np.ndarray]) -> None:
         for name, values in arrays.items():
             self.cube[name].values[model_index, ...] = values
@@ -442,7 +439,8 @@ def _run_regions(plan: Plan, sink: "CubeStore | _InMemoryCube", progress: bool,
             _progress(0, progress, "", unit="step", position=1, leave=False) as inner:
         computer.tick = inner.update
         for model_index in range(len(plan.spec.models)):
-            if model_index in model_todo or any(k[0] == model_index for k in todo):
+            # a store must not mix two models' weights under one name; an in-memory cube only sees this run's
+            if isinstance(sink, CubeStore) and (model_index in model_todo or any(k[0] == model_index for k in todo)):
                 sink.check_model(model_index, plan.model_names[model_index],
                                  model_fingerprint(computer.model(model_index)))
             if model_index in model_todo:
