@@ -65,11 +65,11 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     plus a step or two; otherwise the search starts at the mode ⌊λ⌋ with F(⌊λ⌋) = Q(⌊λ⌋ + 1, λ) (the
     regularised incomplete gamma function) and walks up or down with p(k+1) = p(k)·λ/(k+1), keeping only the
     elements still searching. Both give the same counts; each count depends only on its own u and λ. Float32
-    images in [0, 1] take :func:`_poisson_8bit`, which gives the same counts again.
+    images in [0, 1] take :func:`_poisson_unit`, which gives the same counts again.
     """
     rates = intensity
     u32 = uniform_like(seeds, rates, "poisson", *keys).reshape(-1)
-    counts = _poisson_8bit(intensity, float(scale), u32)
+    counts = _poisson_unit(intensity, float(scale), u32)
     if counts is not None:
         return counts.reshape(rates.shape).to(rates.dtype)
     rate = (intensity.to(torch.float64) * float(scale)).clamp_min(0.0)
@@ -81,6 +81,56 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     else:
         counts = _poisson_by_walk(lam, u)
     return counts.reshape(rates.shape).to(rates.dtype)
+
+
+#: Intensity × uniform cells of the :func:`_poisson_unit` table (powers of two, so a float32 intensity's cell and a
+#: 2^-24-grid uniform's cell are exact): 2048 × 1024 int16 counts, 4 MB per photon count.
+_CELLS_X, _CELLS_U = 2048, 1024
+
+
+@functools.lru_cache(maxsize=16)
+def _cell_table(scale: float, device: str) -> torch.Tensor:
+    """The count shared by every (intensity, u) in each cell, or −1 where the count changes inside the cell.
+
+    Counts rise with λ and with u, so over the cell x ∈ [j/X, (j+1)/X), u ∈ [i/U, (i+1)/U) the smallest is the
+    count at (λ = scale·j/X, u = i/U) and the largest the count at (λ = scale·(j+1)/X, u = (i+1)/U − 2^-24);
+    where they agree, that is the count of every draw in the cell.
+    """
+    lam = (torch.arange(_CELLS_X + 1, dtype=torch.float64, device=device) / _CELLS_X * scale).reshape(-1, 1)
+    top = int(scale + 12.0 * scale ** 0.5 + 20.0)
+    k = torch.arange(top + 1, dtype=torch.float64, device=device)
+    cdf = torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)).cumsum(dim=1).clamp(max=1.0)
+    first = torch.arange(_CELLS_U, dtype=torch.float64, device=device) / _CELLS_U
+    last = first + (1.0 / _CELLS_U - 2.0 ** -24)
+    low = torch.searchsorted(cdf[:-1].contiguous(), first.expand(_CELLS_X, -1).contiguous(), right=True)
+    high = torch.searchsorted(cdf[1:].contiguous(), last.expand(_CELLS_X, -1).contiguous(), right=True)
+    return torch.where((low == high) & (high <= top), low, -1).to(torch.int16).reshape(-1)
+
+
+def _poisson_unit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> torch.Tensor | None:
+    """Counts for float32 intensities in [0, 1] (None for other inputs): one lookup in :func:`_cell_table` for
+    most draws (~95 % at 60 photons, more at fewer), the exact search of :func:`_poisson_8bit` or the walk for the
+    draws whose cell holds a change of count. The same counts as the walk; about a tenth of the cost of the
+    exact search on every draw at 224 px, and the lookup is a few elementwise passes that use every thread.
+    """
+    if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel() or scale > 1024:
+        return None
+    flat = intensity.reshape(-1)
+    low, high = torch.aminmax(flat)
+    if not (float(low) >= 0.0 and float(high) <= 1.0):
+        return None
+    table = _cell_table(scale, str(flat.device))
+    key = torch.floor(flat * _CELLS_X).clamp_(max=_CELLS_X - 1).mul_(_CELLS_U).add_(torch.floor(u * _CELLS_U))
+    counts = table[key.long()].to(torch.float32)  # cell index < 2^21: exact in float32
+    unsettled = torch.nonzero(counts < 0).squeeze(1)
+    if unsettled.numel():
+        exact = _poisson_8bit(flat[unsettled], scale, u[unsettled])
+        if exact is None:
+            exact = _poisson_by_walk(flat[unsettled].to(torch.float64) * scale, u[unsettled].to(torch.float64))
+        if exact.dtype != torch.float32:
+            counts = counts.to(exact.dtype)
+        counts[unsettled] = exact
+    return counts
 
 
 #: Bins of the cached 8-bit guide tables: a u's bin settles its count outright unless a CDF step falls inside the

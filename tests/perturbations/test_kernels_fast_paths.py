@@ -81,3 +81,21 @@ def test_8bit_poisson_fast_path_equals_the_walk(photons):
     u = _sampling.uniform_like(seeds, shifted, "poisson", "shot").to(torch.float64).reshape(-1)
     assert torch.equal(_sampling.poisson(shifted, photons, seeds, "shot"),
                        _sampling._poisson_by_walk(lam, u).reshape(images.shape).float())
+
+
+@pytest.mark.parametrize("photons", [3, 60, 500])
+def test_poisson_cell_table_is_exact_at_cell_edges(photons):
+    """The lookup table settles a draw only when its whole (intensity, u) cell shares one count: at the cells'
+    corners (x = j/2048, u on the first and last 2^-24 step of each u-cell) and in between, it equals the walk."""
+    g = torch.Generator().manual_seed(photons)
+    corners = torch.arange(2049, dtype=torch.float32) / 2048
+    x = torch.cat([corners, torch.nextafter(corners[1:], torch.zeros(())), torch.rand(20000, generator=g)])
+    cells = torch.randint(0, 1024, (x.numel(),), generator=g).to(torch.float64)
+    edge = torch.randint(0, 3, (x.numel(),), generator=g)
+    inside = torch.randint(1, 2 ** 14 - 1, (x.numel(),), generator=g).to(torch.float64)
+    u = (cells * 2 ** 14 + torch.where(edge == 0, 0.0, torch.where(edge == 1, 2 ** 14 - 1.0, inside))) / 2 ** 24
+    u = u.to(torch.float32)
+    counts = _sampling._poisson_unit(x, float(photons), u)
+    walked = _sampling._poisson_by_walk(x.to(torch.float64) * photons, u.to(torch.float64))
+    assert torch.equal(counts.to(torch.float64), walked)
+    assert (_sampling._cell_table(float(photons), "cpu") >= 0).float().mean() > 0.6  # the table does settle most
