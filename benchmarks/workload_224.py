@@ -48,11 +48,24 @@ def main() -> None:
             env = dict(os.environ)
             if threads == "1":
                 env.update({name: "1" for name in THREAD_VARS})
-            argv = [a for a in sys.argv[1:] if not a.startswith("--threads")]
+            argv = _without_option(sys.argv[1:], "--threads")
             print(f"=== {'one thread' if threads == '1' else 'all threads'} ===", flush=True)
             subprocess.run([sys.executable, __file__, *argv, "--threads", threads], env=env, check=True)
         return
     run(args)
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option`` and its value, written either ``--option value`` or ``--option=value``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------------------------
