@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -208,11 +209,21 @@ def _check_linked_views(page, linked_file: Path, artefacts: Path) -> None:
     state = _wait_until(lambda: json.loads(linked_file.read_text())["filter_models"] and
                         json.loads(linked_file.read_text()), 30, "the kernel to see the filter", page, artefacts)
     assert HOSTILE not in state["filter_models"] and len(state["filter_models"]) == 1
+    boxed = state["filter_models"]
+
+    page.locator(".rv-clear-filter").click()
+    _wait_until(lambda: legend.count() == 2, 30, "clearing the filter to show both models again", page, artefacts)
+    _drag_box_around(page, exclude_model=boxed[0], lasso=True)  # the other model this time, with the lasso
+    _wait_until(lambda: legend.count() == 1, 30, "the scatter's lasso to filter the curves", page, artefacts)
+    state = _wait_until(lambda: json.loads(linked_file.read_text())["filter_models"] not in ([], boxed) and
+                        json.loads(linked_file.read_text()), 30, "the kernel to see the lasso", page, artefacts)
+    assert state["filter_models"] == [HOSTILE]
     _check_hostile_text(page)
 
 
-def _drag_box_around(page, exclude_model: str) -> None:
-    """Drag a small box in the scatter around the points of one model (not ``exclude_model``)."""
+def _drag_box_around(page, exclude_model: str, lasso: bool = False) -> None:
+    """Drag a small box in the scatter around the points of one model (not ``exclude_model``); with ``lasso``,
+    shift-drag a freehand octagon instead."""
     points = page.locator(".rv-view-scatter circle.rv-point")
     page.locator(".rv-view-scatter svg").scroll_into_view_if_needed()
     boxes = [(points.nth(k).get_attribute("data-model"), points.nth(k).bounding_box()) for k in range(points.count())]
@@ -221,6 +232,16 @@ def _drag_box_around(page, exclude_model: str) -> None:
     target = next(box for box in mine if all(abs(box["x"] - o["x"]) > 12 or abs(box["y"] - o["y"]) > 12
                                              for o in other))
     cx, cy = target["x"] + target["width"] / 2, target["y"] + target["height"] / 2
+    if lasso:
+        outline = [(cx + 10 * math.cos(k * math.pi / 4), cy + 10 * math.sin(k * math.pi / 4)) for k in range(9)]
+        page.keyboard.down("Shift")
+        page.mouse.move(*outline[0])
+        page.mouse.down()
+        for x, y in outline[1:]:
+            page.mouse.move(x, y, steps=2)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        return
     page.mouse.move(cx - 9, cy - 9)
     page.mouse.down()
     page.mouse.move(cx + 9, cy + 9, steps=4)

@@ -79,7 +79,12 @@ class LinkedExplorer(anywidget.AnyWidget):
         return {name: getattr(self, name) for name in SELECTION}
 
     def _on_selection(self, change: dict) -> None:
+        import os, time
+        t0 = time.time()
         self._update()
+        if os.environ.get("RV_TRACE"):
+            with open(os.environ["RV_TRACE"], "a") as f:
+                f.write(f"sel {change['name']} {t0*1000:.1f} {time.time()*1000:.1f}\n")
 
     def _update(self, force: bool = False) -> None:
         """Recompute the payloads whose keys changed (all with ``force``): the per-sample view and heatmap now,

@@ -13,6 +13,8 @@ transform truncated at 20 px, 3×3 box blur, histogram equalisation, emboss kern
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -33,26 +35,65 @@ FROST_PALETTE = torch.tensor([
 def frost_texture(seeds: torch.Tensor, height: int, width: int, device: torch.device | str) -> torch.Tensor:
     """Seeded frost layers N×3×H×W in [0, 1]."""
     count = seeds.shape[0]
-    reference = torch.empty(count, 1, height, width, device=device)
     size = min(height, width)
-    base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1) * 180.0
-    needles = torch.zeros_like(reference)
-    for index, (length, weight) in enumerate(((0.06, 1.0), (0.02, 0.6))):
-        noise = _ops.gaussian_blur(normal_like(seeds, reference, "frost-noise", index), 0.006 * size)
-        radius = max(1.0, length * size)
-        turns = [base_angle + 60.0 * turn + 25.0 * index for turn in range(3)]
-        for smeared in _ops.motion_blurs(noise, radius, radius / 2.0, turns):  # one transform of the noise
-            needles = needles + weight * smeared.abs()
-    needles = needles - needles.mean(dim=(2, 3), keepdim=True)
-    needles = needles / needles.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    needles = _standardise(_needles(seeds, height, width, size, device))
     mapsize = next_power_of_two(max(height, width))
     patches = plasma_fractal(rng.substream(seeds, "frost-patches"), mapsize, 2.0, device)[:, None, :height, :width]
-    texture = needles * (0.4 + patches) + 1.5 * (patches - patches.mean(dim=(2, 3), keepdim=True))
-    texture = texture - texture.mean(dim=(2, 3), keepdim=True)
-    texture = texture / texture.std(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    texture = _standardise(needles * (0.4 + patches) + 1.5 * (patches - patches.mean(dim=(2, 3), keepdim=True)))
     palette = FROST_PALETTE.to(device)[frost_palette_index(seeds).to(device)]
     tint, spread = palette[:, :3].reshape(count, 3, 1, 1), palette[:, 3].reshape(count, 1, 1, 1)
     return (tint + 0.8 * spread * texture).clamp(0.0, 1.0)
+
+
+def _needles(seeds: torch.Tensor, height: int, width: int, size: int, device: torch.device | str) -> torch.Tensor:
+    """Crystal needles N×1×H×W: Σ over two scales and three directions 60° apart of |white noise, Gaussian-blurred
+    (σ = 0.006·size) and smeared along the direction (a one-sided Gaussian-weighted line of 0.06·size or
+    0.02·size pixels)|.
+
+    Everything happens in the frequency domain of a power-of-two field that wraps around (the texture is
+    stationary, so wrapping shows nowhere): the noise is drawn as its spectrum and the blur is its transfer
+    function, so each direction costs the transform of its sparse smear kernel and one inverse transform — no
+    padding, no transform of the noise, power-of-two sizes. Every plane is transformed in its own call, so an
+    image's texture does not depend on its batch (see :func:`robustviz.perturbations._ops.fft_correlate`).
+    """
+    count = seeds.shape[0]
+    rows, cols = next_power_of_two(height), next_power_of_two(width)
+    half = cols // 2 + 1
+    fy = torch.fft.fftfreq(rows, dtype=torch.float64, device=device)
+    fx = torch.fft.rfftfreq(cols, dtype=torch.float64, device=device)
+    sigma = 0.006 * size
+    blur = torch.exp(-2.0 * math.pi ** 2 * sigma ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2)).to(torch.float32)
+    base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1).to(torch.float64) * 180.0
+    reference = torch.empty(count, 2, rows, half, device=device)
+    needles = torch.zeros(count, 1, height, width, device=device)
+    for index, (length, weight) in enumerate(((0.06, 1.0), (0.02, 0.6))):
+        # unit-variance white noise: its unnormalised spectrum has variance rows·cols per (complex) bin
+        white = normal_like(seeds, reference, "frost-noise", index) * (math.sqrt(rows * cols / 2.0) * blur)
+        radius = max(1.0, length * size)
+        offsets = torch.arange(int(2 * radius + 1), dtype=torch.float64)
+        taps = torch.exp(-offsets ** 2 / (2.0 * (radius / 2.0) ** 2))
+        taps = (taps / taps.sum()).to(torch.float32)
+        for turn in range(3):
+            theta = torch.deg2rad(base_angle + 60.0 * turn + 25.0 * index).reshape(-1, 1)
+            shift_y = torch.ceil(offsets * torch.sin(theta) - 0.5).long() % rows  # N×taps, as motion blur's copies
+            shift_x = torch.ceil(offsets * torch.cos(theta) - 0.5).long() % cols
+            kernels = torch.zeros(count, rows * cols)
+            kernels.scatter_add_(1, shift_y * cols + shift_x, taps.expand(count, -1))
+            kernels = kernels.reshape(count, rows, cols).to(device)
+            planes = []
+            for n in range(count):
+                smear = torch.fft.rfft2(kernels[n])
+                planes.append(torch.fft.irfft2(_ops.complex_multiply(torch.complex(white[n, 0], white[n, 1]), smear),
+                                               s=(rows, cols))[:height, :width])
+            needles += weight * torch.stack(planes)[:, None].abs()
+    return needles
+
+
+def _standardise(values: torch.Tensor) -> torch.Tensor:
+    """Zero mean and unit (sample) standard deviation per image over H×W."""
+    centred = values - values.mean(dim=(2, 3), keepdim=True)
+    spread = (centred.square().sum(dim=(2, 3), keepdim=True) / max(1, values.shape[2] * values.shape[3] - 1)).sqrt()
+    return centred / spread.clamp_min(1e-6)
 
 
 def frost_palette_index(seeds: torch.Tensor) -> torch.Tensor:

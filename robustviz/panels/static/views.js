@@ -73,6 +73,15 @@ function scale(domain, range) {
   return (v) => range[0] + (v - domain[0]) / (domain[1] - domain[0]) * (range[1] - range[0]);
 }
 function same(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
+// even-odd rule: a horizontal ray from (px, py) crosses the outline an odd number of times iff the point is inside
+function insidePolygon(px, py, outline) {
+  let inside = false;
+  for (let i = 0, j = outline.length - 1; i < outline.length; j = i++) {
+    const [xi, yi] = outline[i], [xj, yj] = outline[j];
+    if ((yi > py) !== (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
 
 export function keyOf(kind, state, meta) {
   const info = (meta && meta.variables && meta.variables[state.variable]) || {};
@@ -436,35 +445,42 @@ function render({ model, el }) {
       svg.appendChild(circle);
       circles.push([p, circle]);
     }
-    // box selection: drag on the background; the models inside filter the other views
-    let start = null, box = null;
+    // box selection: drag on the background; lasso: shift-drag; the models inside filter the other views
+    let start = null, shape = null, lasso = null;
     const at = (event) => { const r = svg.getBoundingClientRect(); return [event.clientX - r.left, event.clientY - r.top]; };
+    const drawn = { fill: "#1f77b4", "fill-opacity": 0.1, stroke: "#1f77b4" };
     svg.addEventListener("mousedown", (event) => {
       start = at(event);
-      box = svgNode("rect", { class: "rv-brush", fill: "#1f77b4", "fill-opacity": 0.1, stroke: "#1f77b4" });
-      svg.appendChild(box);
+      lasso = event.shiftKey ? [start] : null;
+      shape = lasso ? svgNode("polygon", { class: "rv-lasso", ...drawn }) : svgNode("rect", { class: "rv-brush", ...drawn });
+      svg.appendChild(shape);
     });
     svg.addEventListener("mousemove", (event) => {
       if (!start) return;
       const [cx, cy] = at(event);
-      box.setAttribute("x", Math.min(start[0], cx)); box.setAttribute("y", Math.min(start[1], cy));
-      box.setAttribute("width", Math.abs(cx - start[0])); box.setAttribute("height", Math.abs(cy - start[1]));
+      if (lasso) {
+        lasso.push([cx, cy]);
+        shape.setAttribute("points", lasso.map(([a, b]) => `${a},${b}`).join(" "));
+        return;
+      }
+      shape.setAttribute("x", Math.min(start[0], cx)); shape.setAttribute("y", Math.min(start[1], cy));
+      shape.setAttribute("width", Math.abs(cx - start[0])); shape.setAttribute("height", Math.abs(cy - start[1]));
     });
     const finish = (event) => {
       if (!start) return;
       const [cx, cy] = at(event);
-      const [x0, x1] = [Math.min(start[0], cx), Math.max(start[0], cx)];
-      const [y0, y1] = [Math.min(start[1], cy), Math.max(start[1], cy)];
+      const outline = lasso ? [...lasso, [cx, cy]] : [start, [start[0], cy], [cx, cy], [cx, start[1]]];
       start = null;
-      if (x1 - x0 < 4 && y1 - y0 < 4) { box.remove(); return; }
-      const inside = circles.filter(([p]) => x(p.accuracy) >= x0 && x(p.accuracy) <= x1 && y(p.explanation) >= y0
-        && y(p.explanation) <= y1).map(([p]) => p.model);
+      const xs = outline.map(([a]) => a), ys = outline.map(([, b]) => b);
+      if (Math.max(...xs) - Math.min(...xs) < 4 && Math.max(...ys) - Math.min(...ys) < 4) { shape.remove(); return; }
+      const inside = circles.filter(([p]) => insidePolygon(x(p.accuracy), y(p.explanation), outline))
+        .map(([p]) => p.model);
       choose({ filter_models: [...new Set(inside)] });
     };
     svg.addEventListener("mouseup", finish);
     svg.addEventListener("mouseleave", finish);
     body.appendChild(node("div", { class: "rv-note" }, `one point per model × method, ${where}; colour: ` +
-      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") + "; drag a box to filter"));
+      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") + "; drag a box (shift-drag: lasso) to filter"));
     body.appendChild(svg);
   }
 
@@ -636,6 +652,7 @@ function render({ model, el }) {
   const handlers = [];
   for (const [trait, names] of Object.entries(dependents)) {
     const handler = () => {
+      (window.__rvTrace = window.__rvTrace || []).push([trait, performance.timeOrigin + performance.now()]);
       names.forEach((name) => dirty.add(name));
       if (!scheduled) { scheduled = true; queueMicrotask(flush); }
     };
