@@ -132,11 +132,19 @@ def canny(plane: torch.Tensor, low: float = 50.0, high: float = 150.0) -> torch.
     candidate = keep & (magnitude > low)
     edges = keep & (magnitude > high)
     while True:
-        grown = (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0) & candidate
+        grown = _dilate3(edges) & candidate
         if torch.equal(grown, edges):
             break
         edges = grown
     return edges.squeeze(1)
+
+
+def _dilate3(mask: torch.Tensor) -> torch.Tensor:
+    """3×3 binary dilation of a bool mask …×H×W (zero border): two passes of three shifted ORs, ~10× cheaper than
+    a float max-pool."""
+    padded = F.pad(mask, (1, 1, 1, 1))
+    rows = padded[..., :, :-2] | padded[..., :, 1:-1] | padded[..., :, 2:]
+    return rows[..., :-2, :] | rows[..., 1:-1, :] | rows[..., 2:, :]
 
 
 def truncated_distance(edges: torch.Tensor, limit: int = 20) -> torch.Tensor:
@@ -148,13 +156,14 @@ def truncated_distance(edges: torch.Tensor, limit: int = 20) -> torch.Tensor:
     previous = torch.where(edges, positions, torch.full_like(positions, -1e9)).cummax(dim=-1).values
     following = torch.where(edges, positions, torch.full_like(positions, 1e9)).flip(-1).cummin(dim=-1).values.flip(-1)
     row_distance = torch.minimum(positions - previous, following - positions).clamp(max=limit + 1)
-    best = row_distance ** 2
-    column = F.pad(best.transpose(-1, -2), (limit, limit), value=big).transpose(-1, -2)
+    # squared distances are small integers (≤ 2·(limit + 1)²): exact in int16, and half the memory traffic of float32
+    best = (row_distance ** 2).to(torch.int16)
+    column = F.pad(best.transpose(-1, -2), (limit, limit), value=int(big)).transpose(-1, -2).contiguous()
     squared = best.clone()
     for offset in range(-limit, limit + 1):
         if offset:
-            squared = torch.minimum(squared, column[..., limit + offset:limit + offset + height, :] + offset ** 2)
-    return squared.sqrt().clamp(max=float(limit))
+            torch.minimum(squared, column[..., limit + offset:limit + offset + height, :] + offset ** 2, out=squared)
+    return squared.to(torch.float32).sqrt().clamp(max=float(limit))
 
 
 def equalize_hist(plane: torch.Tensor) -> torch.Tensor:

@@ -171,3 +171,14 @@ def test_equalize_hist_matches_opencv():
     ours = equalize_hist(torch.as_tensor(planes)).numpy()
     expected = np.stack([cv2.equalizeHist(p) for p in planes])
     assert np.array_equal(ours, expected)
+
+
+def test_binary_dilation_equals_a_max_pool():
+    """Canny's hysteresis grows edges by a 3×3 dilation of shifted ORs; a float max-pool is the reference."""
+    from robustviz.perturbations._textures import _dilate3
+
+    g = torch.Generator().manual_seed(3)
+    for shape in ((2, 17, 23), (1, 1, 5, 4), (3, 1, 1)):
+        mask = torch.rand(shape, generator=g) < 0.1
+        pooled = torch.nn.functional.max_pool2d(mask.float().reshape(-1, 1, *shape[-2:]), 3, stride=1, padding=1)
+        assert torch.equal(_dilate3(mask), (pooled > 0).reshape(shape))
