@@ -223,7 +223,7 @@ def _check_linked_views(page, linked_file: Path, artefacts: Path) -> None:
 
 def _drag_box_around(page, exclude_model: str, lasso: bool = False) -> None:
     """Drag a small box in the scatter around the points of one model (not ``exclude_model``); with ``lasso``,
-    shift-drag a freehand octagon instead."""
+    choose the lasso tool and drag a freehand octagon instead."""
     points = page.locator(".rv-view-scatter circle.rv-point")
     page.locator(".rv-view-scatter svg").scroll_into_view_if_needed()
     boxes = [(points.nth(k).get_attribute("data-model"), points.nth(k).bounding_box()) for k in range(points.count())]
@@ -233,14 +233,13 @@ def _drag_box_around(page, exclude_model: str, lasso: bool = False) -> None:
                                              for o in other))
     cx, cy = target["x"] + target["width"] / 2, target["y"] + target["height"] / 2
     if lasso:
+        page.locator(".rv-view-scatter button.rv-tool-lasso").click()
         outline = [(cx + 10 * math.cos(k * math.pi / 4), cy + 10 * math.sin(k * math.pi / 4)) for k in range(9)]
-        page.keyboard.down("Shift")
         page.mouse.move(*outline[0])
         page.mouse.down()
         for x, y in outline[1:]:
             page.mouse.move(x, y, steps=2)
         page.mouse.up()
-        page.keyboard.up("Shift")
         return
     page.mouse.move(cx - 9, cy - 9)
     page.mouse.down()

@@ -60,7 +60,7 @@ class LinkedExplorer(anywidget.AnyWidget):
     fisher = traitlets.Dict().tag(sync=True)
 
     def __init__(self, ds: xr.Dataset, *, max_points: int = 1000, background: bool | None = None,
-                 **selection: Any):
+                 settle: float = 0.15, **selection: Any):
         self.data = CubeData(ds, max_points=max_points)
         self._keys: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -68,6 +68,10 @@ class LinkedExplorer(anywidget.AnyWidget):
         #: compute all but the per-sample view and heatmap in a background thread (default: inside a kernel,
         #: so a click's reply leaves at once; outside one, e.g. in tests, everything is synchronous)
         self.background = _in_kernel() if background is None else background
+        #: seconds the selection must stay still before the background views are recomputed: clicking through
+        #: cells updates the per-sample view at once, the gallery and the rest once the clicks stop
+        self.settle = settle
+        self._changed_at = 0.0
         self.last_update_seconds = float("nan")
         state = {**self.data.default_state(), **selection}
         super().__init__(meta=self.data.meta(), **{k: v for k, v in state.items() if k in SELECTION})
@@ -79,19 +83,14 @@ class LinkedExplorer(anywidget.AnyWidget):
         return {name: getattr(self, name) for name in SELECTION}
 
     def _on_selection(self, change: dict) -> None:
-        import os, time
-        t0 = time.time()
         self._update()
-        if os.environ.get("RV_TRACE"):
-            with open(os.environ["RV_TRACE"], "a") as f:
-                f.write(f"sel {change['name']} {t0*1000:.1f} {time.time()*1000:.1f}\n")
 
     def _update(self, force: bool = False) -> None:
         """Recompute the payloads whose keys changed (all with ``force``): the per-sample view and heatmap now,
         the others now or (``background``) in a thread that always works on the latest selection."""
         import time
 
-        start = time.perf_counter()
+        start = self._changed_at = time.perf_counter()
         self._refresh(FIRST, force)
         self.last_update_seconds = time.perf_counter() - start
         rest = tuple(kind for kind in ORDER if kind not in FIRST)
@@ -114,7 +113,17 @@ class LinkedExplorer(anywidget.AnyWidget):
                         setattr(self, kind, payload)
 
     def _refresh_latest(self, kinds: tuple[str, ...]) -> None:
-        """One worker at a time; it loops until the payloads match the selection it last saw."""
+        """One worker at a time; it loops until the payloads match the selection it last saw.
+
+        It starts once the kernel's IOPub thread has sent the per-sample view and the selection has been still for
+        ``settle`` seconds: the gallery's images and the other views' redraws then never compete with the next
+        click's reply (clicking through cells back to back took 125 ms per click with them, ~40 ms without).
+        """
+        import time
+
+        _flush_iopub()
+        while (wait := self._changed_at + self.settle - time.perf_counter()) > 0:
+            time.sleep(wait)
         while self._rest_lock.acquire(blocking=False):
             try:
                 before = self.selection
@@ -137,6 +146,19 @@ class LinkedExplorer(anywidget.AnyWidget):
         """What a click on the heatmap does: one update for both fields."""
         with self.hold_trait_notifications():
             self.perturbation, self.severity = perturbation, int(severity)
+
+
+def _flush_iopub(timeout: float = 0.25) -> None:
+    """Wait (at most ``timeout`` s) until the kernel's IOPub thread has handed every queued message to ZeroMQ."""
+    try:
+        from IPython import get_ipython
+
+        thread = get_ipython().kernel.iopub_socket.io_thread
+    except AttributeError:  # not in an ipykernel (or another kernel): nothing to wait for
+        return
+    sent = threading.Event()
+    thread.schedule(sent.set)  # runs after the sends queued before it
+    sent.wait(timeout)
 
 
 def _in_kernel() -> bool:

@@ -31,7 +31,7 @@ const CSS = `
 .rv-legend-item.rv-hidden{opacity:.35;text-decoration:line-through}
 .rv-gallery td{text-align:center;padding:1px 3px}
 .rv-gallery canvas,.rv-gallery img{width:72px;height:72px;image-rendering:pixelated}
-.rv-example{margin-right:4px}.rv-example.rv-current{font-weight:bold}
+.rv-example{margin-right:4px}.rv-example.rv-current,.rv-tool.rv-current{font-weight:bold}
 svg text{font-size:10px}
 `;
 
@@ -211,10 +211,13 @@ function render({ model, el }) {
   const filterModels = () => { const f = get("filter_models") || []; return f.length ? new Set(f) : null; };
 
   // controls
+  let controls = [];
   function drawBar() {
     bar.replaceChildren();
+    controls = [];
     const m = meta();
     const select = (field, label, values, current, disabled = false) => {
+      controls.push([field, values]);
       const wrap = node("label", {}, label);
       const input = node("select", { class: `rv-control rv-control-${field}`, "data-field": field });
       values.forEach((value, index) => {
@@ -236,6 +239,18 @@ function render({ model, el }) {
     select("explanation", "scatter metric", m.explanation_variables || [], get("explanation"));
     select("scope", "curves/scatter over", ["all", "selected"], get("scope"));
     select("scale", "map scale", ["per-method", "shared", "per-map"], get("scale"));
+    syncBar();
+    status.textContent = get("status") || "";
+  }
+  // the selection moved: set the dropdowns and the selection line (no rebuild)
+  function syncBar() {
+    for (const [field, values] of controls) {
+      const input = bar.querySelector(`select[data-field="${field}"]`);
+      const current = JSON.stringify(get(field));
+      const index = values.findIndex((value) => JSON.stringify(value) === current);
+      if (input && index >= 0 && input.value !== String(index)) input.value = String(index);
+    }
+    const info = (meta().variables || {})[get("variable")] || {};
     const s = [get("model"), info.has_method ? get("method") : null, get("perturbation"),
       `severity ${get("severity")}`, `sample ${get("sample")}`].filter((v) => v !== null);
     selection.textContent = "selection: " + s.join(" · ");
@@ -245,12 +260,32 @@ function render({ model, el }) {
       clear.addEventListener("click", () => choose({ filter_models: [] }));
       selection.append(" ", clear);
     }
-    status.textContent = get("status") || "";
+  }
+
+  // selection marks: moving the selection restyles the marked cells instead of redrawing a view
+  let heatmapCells = [], fisherCells = [];
+  function mark(cells, chosen, width) {
+    for (const [rect, ...key] of cells) {
+      const on = chosen(...key);
+      if (on === rect.classList.contains("rv-selected")) continue;
+      rect.classList.toggle("rv-selected", on);
+      if (on) { rect.setAttribute("stroke", "#e00"); rect.setAttribute("stroke-width", width); }
+      else { rect.removeAttribute("stroke"); rect.removeAttribute("stroke-width"); }
+    }
+  }
+  function markHeatmap() {
+    const p0 = JSON.stringify(get("perturbation")), s0 = JSON.stringify(get("severity"));
+    mark(heatmapCells, (p, s) => JSON.stringify(p) === p0 && JSON.stringify(s) === s0, 2.5);
+  }
+  function markFisher() {
+    const m0 = JSON.stringify(get("model")), p0 = JSON.stringify(get("perturbation"));
+    mark(fisherCells, (model, p) => JSON.stringify(model) === m0 && JSON.stringify(p) === p0, 2);
   }
 
   function drawHeatmap() {
     const { body } = views.heatmap;
     body.replaceChildren();
+    heatmapCells = [];
     const payload = get("heatmap");
     if (problem(body, payload)) return;
     const m = meta();
@@ -280,10 +315,7 @@ function render({ model, el }) {
           class: "rv-cell" + (missing ? " rv-missing" : ""), "data-perturbation": p, "data-severity": s,
           fill: missing ? `url(#${pattern})` : css(colourAt(m.colour_maps.viridis, lower ? 1 - t : t)),
           style: "cursor:pointer" });
-        if (same(p, get("perturbation")) && same(s, get("severity"))) {
-          rect.setAttribute("stroke", "#e00"); rect.setAttribute("stroke-width", 2.5);
-          rect.classList.add("rv-selected");
-        }
+        heatmapCells.push([rect, p, s]);
         tip(rect, () => `${p}, severity ${s}\n${payload.variable}: ${missing ? "missing (not computed yet or undefined)"
           : fmt(value)}\n95% CI ${fmt(payload.low[i][j])} – ${fmt(payload.high[i][j])}\nn = ${payload.n[i][j]}`);
         rect.addEventListener("click", () => choose({ perturbation: p, severity: s }));
@@ -300,6 +332,7 @@ function render({ model, el }) {
     svg.appendChild(svgNode("text", { x: legendX + 15, y: top + 160 }, fmt(low, 2)));
     svg.appendChild(svgNode("text", { x: legendX, y: top + 175 },
       payload.direction === "none" ? "" : `bright = better`));
+    markHeatmap();
     body.appendChild(node("div", { class: "rv-note" }, `${payload.variable} — ${payload.model}` +
       (payload.method !== null ? ` — ${payload.method}` : "") + ": mean over samples; click a cell"));
     body.appendChild(svg);
@@ -331,16 +364,35 @@ function render({ model, el }) {
     svg.appendChild(svgNode("text", { x: pad, y: height - pad + 14 }, fmt(low, 2)));
     svg.appendChild(svgNode("text", { x: width - 10, y: height - pad + 14, "text-anchor": "end" }, fmt(high, 2)));
     const spread = (high - low) * 0.012;
+    // up to max_points circles: cloned from one template, one click listener on the plot
+    const template = svgNode("circle", { r: 3, class: "rv-sample", fill: "#1f77b4", "fill-opacity": 0.6,
+      style: "cursor:pointer" });
+    const points = document.createDocumentFragment();
+    const sampleOf = new WeakMap();
+    samplePoints = new Map();
     for (const [sample, c, p] of defined) {
       const jitter = spread * (((sample * 7919) % 13) / 6 - 1);
-      const point = svgNode("circle", { cx: x(c + jitter), cy: y(p + jitter), r: same(sample, get("sample")) ? 5 : 3,
-        class: "rv-sample", "data-sample": sample, fill: same(sample, get("sample")) ? "#e00" : "#1f77b4",
-        "fill-opacity": 0.6, style: "cursor:pointer" });
+      const point = template.cloneNode(false);
+      point.setAttribute("cx", x(c + jitter));
+      point.setAttribute("cy", y(p + jitter));
+      point.setAttribute("data-sample", sample);
       tip(point, () => `sample ${sample}\nclean ${fmt(c)}\nperturbed ${fmt(p)}`);
-      point.addEventListener("click", () => choose({ sample }));
-      svg.appendChild(point);
+      samplePoints.set(JSON.stringify(sample), point);
+      sampleOf.set(point, sample);
+      points.appendChild(point);
     }
+    svg.appendChild(points);
+    svg.addEventListener("click", (event) => {
+      if (sampleOf.has(event.target)) choose({ sample: sampleOf.get(event.target) });
+    });
+    markCell();
     body.appendChild(svg);
+  }
+  let samplePoints = new Map(), markedSample = null;
+  function markCell() {
+    if (markedSample) { markedSample.setAttribute("r", 3); markedSample.setAttribute("fill", "#1f77b4"); }
+    markedSample = samplePoints.get(JSON.stringify(get("sample"))) || null;
+    if (markedSample) { markedSample.setAttribute("r", 5); markedSample.setAttribute("fill", "#e00"); }
   }
 
   function drawCurves() {
@@ -406,6 +458,7 @@ function render({ model, el }) {
     body.appendChild(legend);
   }
 
+  let selectTool = "box";  // the scatter's drag tool (view-local, kept across redraws)
   function drawScatter() {
     const { body } = views.scatter;
     body.replaceChildren();
@@ -445,13 +498,14 @@ function render({ model, el }) {
       svg.appendChild(circle);
       circles.push([p, circle]);
     }
-    // box selection: drag on the background; lasso: shift-drag; the models inside filter the other views
+    // drag on the background: a box, or a freehand lasso when that tool is chosen (shift-drag also lassos where
+    // the page lets shift through); the models inside filter the other views
     let start = null, shape = null, lasso = null;
     const at = (event) => { const r = svg.getBoundingClientRect(); return [event.clientX - r.left, event.clientY - r.top]; };
     const drawn = { fill: "#1f77b4", "fill-opacity": 0.1, stroke: "#1f77b4" };
     svg.addEventListener("mousedown", (event) => {
       start = at(event);
-      lasso = event.shiftKey ? [start] : null;
+      lasso = event.shiftKey || selectTool === "lasso" ? [start] : null;
       shape = lasso ? svgNode("polygon", { class: "rv-lasso", ...drawn }) : svgNode("rect", { class: "rv-brush", ...drawn });
       svg.appendChild(shape);
     });
@@ -480,7 +534,18 @@ function render({ model, el }) {
     svg.addEventListener("mouseup", finish);
     svg.addEventListener("mouseleave", finish);
     body.appendChild(node("div", { class: "rv-note" }, `one point per model × method, ${where}; colour: ` +
-      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") + "; drag a box (shift-drag: lasso) to filter"));
+      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") + "; drag to select and filter"));
+    const tools = node("div", { class: "rv-tools" }, "select: ");
+    for (const tool of ["box", "lasso"]) {
+      const button = node("button", { class: `rv-tool rv-tool-${tool}` + (tool === selectTool ? " rv-current" : ""),
+        "data-tool": tool }, tool);
+      button.addEventListener("click", () => {
+        selectTool = tool;
+        tools.querySelectorAll(".rv-tool").forEach((b) => b.classList.toggle("rv-current", b === button));
+      });
+      tools.appendChild(button);
+    }
+    body.appendChild(tools);
     body.appendChild(svg);
   }
 
@@ -595,6 +660,7 @@ function render({ model, el }) {
   function drawFisher() {
     const { body } = views.fisher;
     body.replaceChildren();
+    fisherCells = [];
     const payload = get("fisher");
     if (problem(body, payload)) return;
     const m = meta();
@@ -612,9 +678,7 @@ function render({ model, el }) {
         const rect = svgNode("rect", { x: left + j * cw, y: top + r * ch, width: cw - 1, height: ch - 1,
           class: "rv-fisher-cell" + (value === null ? " rv-missing" : ""), "data-model": model, "data-perturbation": p,
           fill: t === null ? "#eee" : css(colourAt(m.colour_maps.plasma, 1 - t)), style: "cursor:pointer" });
-        if (same(model, get("model")) && same(p, get("perturbation"))) {
-          rect.setAttribute("stroke", "#e00"); rect.setAttribute("stroke-width", 2);
-        }
+        fisherCells.push([rect, model, p]);
         tip(rect, () => `${model}, ${p}, severity ${payload.severity}\nλmax quantiles ` + payload.quantiles.map(
           (q, k) => `${q}%: ${fmt(payload.values[k][i][j])}`).join(", ") + `\nn = ${payload.n[i][j]}`);
         rect.addEventListener("click", () => choose({ model, perturbation: p }));
@@ -624,17 +688,21 @@ function render({ model, el }) {
     body.appendChild(node("div", { class: "rv-note" }, `median λmax over samples at severity ${payload.severity} ` +
       "(rows: models, columns: perturbations; bright = lower = more robust)"));
     body.appendChild(svg);
+    markFisher();
   }
 
   const drawers = { bar: drawBar, heatmap: drawHeatmap, cell: drawCell, curves: drawCurves, scatter: drawScatter,
-    gallery: drawGallery, spectral: drawSpectral, fisher: drawFisher };
+    gallery: drawGallery, spectral: drawSpectral, fisher: drawFisher, syncBar, markHeatmap, markFisher, markCell,
+    status: () => { status.textContent = get("status") || ""; } };
   const dependents = {
     meta: Object.keys(drawers), heatmap: ["heatmap"], cell: ["cell"], curves: ["curves"], scatter: ["scatter"],
     gallery: ["gallery"], spectral: ["spectral"], fisher: ["fisher"],
-    variable: ["bar"], model: ["bar", "curves", "scatter", "spectral", "fisher"], method: ["bar", "scatter"],
-    perturbation: ["bar", "heatmap", "fisher"], severity: ["bar", "heatmap"], sample: ["bar", "cell", "gallery"],
-    explanation: ["bar"], scope: ["bar"], scale: ["bar", "gallery"], status: ["bar"],
-    filter_models: ["bar", "curves", "scatter", "spectral", "fisher"],
+    // a moved selection restyles marks in place (syncBar, mark*): a click redraws nothing it does not change
+    variable: ["bar"], model: ["syncBar", "curves", "scatter", "spectral", "markFisher"],
+    method: ["syncBar", "scatter"], perturbation: ["syncBar", "markHeatmap", "markFisher"],
+    severity: ["syncBar", "markHeatmap"], sample: ["syncBar", "markCell", "gallery"], explanation: ["syncBar"],
+    scope: ["syncBar"], scale: ["syncBar", "gallery"], status: ["status"],
+    filter_models: ["syncBar", "curves", "scatter", "spectral", "fisher"],
   };
   const dirty = new Set();
   let scheduled = false;
@@ -652,7 +720,6 @@ function render({ model, el }) {
   const handlers = [];
   for (const [trait, names] of Object.entries(dependents)) {
     const handler = () => {
-      (window.__rvTrace = window.__rvTrace || []).push([trait, performance.timeOrigin + performance.now()]);
       names.forEach((name) => dirty.add(name));
       if (!scheduled) { scheduled = true; queueMicrotask(flush); }
     };
