@@ -83,6 +83,15 @@ def poisson(intensity: torch.Tensor, scale: float, seeds: torch.Tensor, *keys: o
     return counts.reshape(rates.shape).to(rates.dtype)
 
 
+def _unit_floats(intensity: torch.Tensor, scale: float) -> torch.Tensor | None:
+    """``intensity`` flattened when the table paths apply (float32 in [0, 1], a positive scale), else None."""
+    if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel():
+        return None
+    flat = intensity.reshape(-1)
+    low, high = torch.aminmax(flat)
+    return flat if float(low) >= 0.0 and float(high) <= 1.0 else None
+
+
 #: Intensity × uniform cells of the :func:`_poisson_unit` table (powers of two, so a float32 intensity's cell and a
 #: 2^-24-grid uniform's cell are exact): 2048 × 1024 int16 counts, 4 MB per photon count.
 _CELLS_X, _CELLS_U = 2048, 1024
@@ -113,11 +122,8 @@ def _poisson_unit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> tor
     draws whose cell holds a change of count. The same counts as the walk; about a tenth of the cost of the
     exact search on every draw at 224 px, and the lookup is a few elementwise passes that use every thread.
     """
-    if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel() or scale > 1024:
-        return None
-    flat = intensity.reshape(-1)
-    low, high = torch.aminmax(flat)
-    if not (float(low) >= 0.0 and float(high) <= 1.0):
+    flat = _unit_floats(intensity, scale)
+    if flat is None or scale > 1024:
         return None
     table = _cell_table(scale, str(flat.device))
     key = torch.floor(flat * _CELLS_X).clamp_(max=_CELLS_X - 1).mul_(_CELLS_U).add_(torch.floor(u * _CELLS_U))
@@ -166,11 +172,8 @@ def _poisson_8bit(intensity: torch.Tensor, scale: float, u: torch.Tensor) -> tor
     (the CDFs are computed in float64 by different formulas, so a u within ~1e-15 of a CDF value could round the
     other way; u lies on a 2^-24 grid, and the tests find no difference).
     """
-    if intensity.dtype != torch.float32 or scale <= 0 or not intensity.numel():
-        return None
-    flat = intensity.reshape(-1)
-    low, high = torch.aminmax(flat)
-    if not (float(low) >= 0.0 and float(high) <= 1.0):
+    flat = _unit_floats(intensity, scale)
+    if flat is None:
         return None
     tables = _tables_8bit(scale, str(flat.device))
     index = torch.round(flat * 255.0).long()

@@ -39,7 +39,7 @@ def frost_texture(seeds: torch.Tensor, height: int, width: int, device: torch.de
     needles = _standardise(_needles(seeds, height, width, size, device))
     mapsize = next_power_of_two(max(height, width))
     patches = plasma_fractal(rng.substream(seeds, "frost-patches"), mapsize, 2.0, device)[:, None, :height, :width]
-    texture = _standardise(needles * (0.4 + patches) + 1.5 * (patches - patches.mean(dim=(2, 3), keepdim=True)))
+    texture = _standardise(needles * (0.4 + patches) + 1.5 * (patches - _plane_mean(patches)))
     palette = FROST_PALETTE.to(device)[frost_palette_index(seeds).to(device)]
     tint, spread = palette[:, :3].reshape(count, 3, 1, 1), palette[:, 3].reshape(count, 1, 1, 1)
     return (tint + 0.8 * spread * texture).clamp(0.0, 1.0)
@@ -65,8 +65,11 @@ def _needles(seeds: torch.Tensor, height: int, width: int, size: int, device: to
     blur = torch.exp(-2.0 * math.pi ** 2 * sigma ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2)).to(torch.float32)
     base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1).to(torch.float64) * 180.0
     reference = torch.empty(count, 2, rows, half, device=device)
-    needles = torch.zeros(count, 1, height, width, device=device)
-    for index, (length, weight) in enumerate(((0.06, 1.0), (0.02, 0.6))):
+    scales = ((0.06, 1.0), (0.02, 0.6))
+    # per image: 2 scales × 3 directions = 6 smear kernels and 6 copies of its (scale's) noise spectrum
+    kernels = torch.zeros(count, 2 * 3, rows * cols)
+    spectra, weights = [], []
+    for index, (length, weight) in enumerate(scales):
         # unit-variance white noise: its unnormalised spectrum has variance rows·cols per (complex) bin
         white = normal_like(seeds, reference, "frost-noise", index) * (math.sqrt(rows * cols / 2.0) * blur)
         radius = max(1.0, length * size)
@@ -77,22 +80,37 @@ def _needles(seeds: torch.Tensor, height: int, width: int, size: int, device: to
             theta = torch.deg2rad(base_angle + 60.0 * turn + 25.0 * index).reshape(-1, 1)
             shift_y = torch.ceil(offsets * torch.sin(theta) - 0.5).long() % rows  # N×taps, as motion blur's copies
             shift_x = torch.ceil(offsets * torch.cos(theta) - 0.5).long() % cols
-            kernels = torch.zeros(count, rows * cols)
-            kernels.scatter_add_(1, shift_y * cols + shift_x, taps.expand(count, -1))
-            kernels = kernels.reshape(count, rows, cols).to(device)
-            planes = []
-            for n in range(count):
-                smear = torch.fft.rfft2(kernels[n])
-                planes.append(torch.fft.irfft2(_ops.complex_multiply(torch.complex(white[n, 0], white[n, 1]), smear),
-                                               s=(rows, cols))[:height, :width])
-            needles += weight * torch.stack(planes)[:, None].abs()
+            kernels[:, 3 * index + turn].scatter_add_(1, shift_y * cols + shift_x, taps.expand(count, -1))
+            spectra.append(white)
+            weights.append(weight)
+    kernels = kernels.reshape(count, 2 * 3, rows, cols).to(device)
+    weights = torch.tensor(weights, device=device).reshape(-1, 1, 1)
+    needles = torch.empty(count, 1, height, width, device=device)
+    for n in range(count):  # one call of a fixed shape (6 planes) per image: the same whatever the batch
+        noise = torch.stack([spectrum[n] for spectrum in spectra], dim=1)  # 2×6×rows×half
+        product = _ops.complex_multiply(torch.complex(noise[0], noise[1]), torch.fft.rfft2(kernels[n]))
+        fields = torch.fft.irfft2(product, s=(rows, cols))[:, :height, :width]
+        needles[n, 0] = (weights * fields.abs()).sum(dim=0)
     return needles
+
+
+def _plane_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean over H×W per image of N×1×H×W, keeping dims, batch-invariant.
+
+    torch splits a reduction with a single output (one image) across threads and adds the partial sums, rounding
+    differently from the one-thread sum it gives each image of a batch; a lone image is reduced as two expanded
+    copies (no copy made) so that it takes the batch path too.
+    """
+    if values.shape[0] == 1:
+        return values.expand(2, *values.shape[1:]).mean(dim=(2, 3), keepdim=True)[:1]
+    return values.mean(dim=(2, 3), keepdim=True)
 
 
 def _standardise(values: torch.Tensor) -> torch.Tensor:
     """Zero mean and unit (sample) standard deviation per image over H×W."""
-    centred = values - values.mean(dim=(2, 3), keepdim=True)
-    spread = (centred.square().sum(dim=(2, 3), keepdim=True) / max(1, values.shape[2] * values.shape[3] - 1)).sqrt()
+    centred = values - _plane_mean(values)
+    count = values.shape[2] * values.shape[3]
+    spread = (_plane_mean(centred.square()) * (count / max(1, count - 1))).sqrt()
     return centred / spread.clamp_min(1e-6)
 
 

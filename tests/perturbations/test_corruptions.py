@@ -110,6 +110,27 @@ def test_bit_identical_across_batch_sizes(name, images32):
     assert torch.equal(whole, other) == deterministic
 
 
+def test_bit_identical_alone_or_in_a_batch_at_224_px_on_two_threads():
+    """At 224 px a plane holds more values than torch's grain size, so a reduction with one output (a lone image's
+    mean) is split across threads and rounds differently from the same image in a batch (frost did): every
+    corruption must give a lone image the bits it gets in a batch of three."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        g = torch.Generator().manual_seed(224)
+        images = torch.nn.functional.interpolate(torch.rand(3, 3, 28, 28, generator=g), size=224, mode="bilinear")
+        failed = []
+        for name in C.ALL_CORRUPTIONS:
+            perturbation = robustviz.create("perturbation", name)
+            seeds = derive_seeds(5, range(3), name, 3)
+            whole = perturbation(images, 3, seeds=seeds)
+            if not torch.equal(whole[1:2], perturbation(images[1:2], 3, seeds=seeds[1:2])):
+                failed.append(name)
+        assert not failed
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _mean_ssim(clean: np.ndarray, corrupted: np.ndarray) -> float:
     return float(np.mean([structural_similarity(a, b, channel_axis=-1, data_range=1.0)
                           for a, b in zip(clean, corrupted)]))
