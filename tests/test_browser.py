@@ -247,6 +247,29 @@ def _drag_box_around(page, exclude_model: str, lasso: bool = False) -> None:
     page.mouse.up()
 
 
+def _check_zoom(page) -> None:
+    """The scatter's zoom tool: a box around one point leaves only the points inside; a double-click restores all."""
+    points = page.locator(".rv-view-scatter circle.rv-point")
+    total = points.count()
+    page.locator(".rv-view-scatter button.rv-tool-zoom").click()
+    page.locator(".rv-view-scatter svg").scroll_into_view_if_needed()
+    box = points.first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    inside = page.evaluate("""([cx, cy]) => [...document.querySelectorAll('.rv-view-scatter circle.rv-point')]
+        .filter((c) => { const b = c.getBoundingClientRect();
+                         return Math.abs(b.x + b.width / 2 - cx) <= 6 && Math.abs(b.y + b.height / 2 - cy) <= 6; })
+        .length""", [cx, cy])
+    page.mouse.move(cx - 6, cy - 6)
+    page.mouse.down()
+    page.mouse.move(cx + 6, cy + 6, steps=3)
+    page.mouse.up()
+    svg = page.locator(".rv-view-scatter svg")
+    assert svg.get_attribute("data-zoomed") == "true"
+    assert points.count() == inside < total
+    svg.dblclick(position={"x": 5, "y": 5})
+    assert svg.get_attribute("data-zoomed") == "false" and points.count() == total
+
+
 def _check_hostile_text(page) -> None:
     """The hostile model name is shown as text and made no element."""
     assert page.locator("img[src='x']").count() == 0
@@ -340,6 +363,7 @@ def test_static_report_from_file_renders_every_view_offline(tmp_path):
             page.locator(".rv-view-scatter circle.rv-point").first.hover()
             assert page.locator(".rv-tooltip").get_attribute("data-visible") == "true"
             assert "accuracy" in page.locator(".rv-tooltip").inner_text()
+            _check_zoom(page)
             _check_hostile_text(page)
             assert HOSTILE in page.locator(".rv-view-scatter").inner_text()  # the metric name, as text
             assert HOSTILE in page.locator("#rv-tables").inner_text()

@@ -459,6 +459,7 @@ function render({ model, el }) {
   }
 
   let selectTool = "box";  // the scatter's drag tool (view-local, kept across redraws)
+  let scatterZoom = null;  // {x: [low, high], y: [low, high]} while zoomed in
   function drawScatter() {
     const { body } = views.scatter;
     body.replaceChildren();
@@ -467,10 +468,14 @@ function render({ model, el }) {
     const m = meta();
     const width = 440, height = 280, pad = 42;
     const points = payload.points.filter((p) => p.accuracy !== null && p.explanation !== null);
-    const [xl, xh] = extent(points.map((p) => p.accuracy)), [yl, yh] = extent(points.map((p) => p.explanation));
     const [cl, chigh] = extent(points.map((p) => p.faithfulness));
-    const x = scale([xl, xh], [pad, width - 15]), y = scale([yl, yh], [height - 30, 12]);
-    const svg = svgNode("svg", { width, height, class: "rv-scatter-plot", style: "user-select:none" });
+    if (scatterZoom && scatterZoom.metric !== payload.explanation) scatterZoom = null;  // other units: whole plot
+    const [xl, xh] = scatterZoom ? scatterZoom.x : extent(points.map((p) => p.accuracy));
+    const [yl, yh] = scatterZoom ? scatterZoom.y : extent(points.map((p) => p.explanation));
+    const xRange = [pad, width - 15], yRange = [height - 30, 12];
+    const x = scale([xl, xh], xRange), y = scale([yl, yh], yRange);
+    const svg = svgNode("svg", { width, height, class: "rv-scatter-plot", style: "user-select:none",
+      "data-zoomed": scatterZoom ? "true" : "false" });
     svg.appendChild(svgNode("rect", { x: 0, y: 0, width, height, fill: "#fff", class: "rv-scatter-background" }));
     svg.appendChild(svgNode("text", { x: width / 2, y: height - 6, "text-anchor": "middle" },
       "accuracy under perturbation (severities ≥ 1)"));
@@ -478,11 +483,15 @@ function render({ model, el }) {
       "text-anchor": "middle" }, payload.explanation));
     svg.appendChild(svgNode("text", { x: pad, y: height - 18 }, fmt(xl, 2)));
     svg.appendChild(svgNode("text", { x: width - 15, y: height - 18, "text-anchor": "end" }, fmt(xh, 2)));
+    svg.appendChild(svgNode("text", { x: 14, y: height - 30 }, fmt(yl, 2)));
+    svg.appendChild(svgNode("text", { x: 14, y: 20 }, fmt(yh, 2)));
     const filter = filterModels();
     const lowerBetter = (payload.directions || {})[payload.faithfulness] === "lower";
     const where = payload.perturbation === null ? "all perturbations" : payload.perturbation;
     const circles = [];
+    const within = (v, [low, high]) => v >= Math.min(low, high) && v <= Math.max(low, high);
     for (const p of points) {
+      if (scatterZoom && !(within(p.accuracy, scatterZoom.x) && within(p.explanation, scatterZoom.y))) continue;
       const t = p.faithfulness === null ? null : (p.faithfulness - cl) / (chigh - cl);
       const chosen = same(p.model, get("model")) && same(p.method, get("method"));
       const circle = svgNode("circle", { cx: x(p.accuracy), cy: y(p.explanation), r: chosen ? 7 : 5,
@@ -527,16 +536,25 @@ function render({ model, el }) {
       start = null;
       const xs = outline.map(([a]) => a), ys = outline.map(([, b]) => b);
       if (Math.max(...xs) - Math.min(...xs) < 4 && Math.max(...ys) - Math.min(...ys) < 4) { shape.remove(); return; }
+      if (selectTool === "zoom" && !lasso) {  // the box becomes the plot's new domain (pixels → values)
+        const back = (v, [r0, r1], [d0, d1]) => d0 + (v - r0) / (r1 - r0) * (d1 - d0);
+        scatterZoom = { metric: payload.explanation, x: [Math.min(...xs), Math.max(...xs)].map((v) => back(v, xRange, [xl, xh])),
+          y: [Math.max(...ys), Math.min(...ys)].map((v) => back(v, yRange, [yl, yh])) };
+        drawScatter();
+        return;
+      }
       const inside = circles.filter(([p]) => insidePolygon(x(p.accuracy), y(p.explanation), outline))
         .map(([p]) => p.model);
       choose({ filter_models: [...new Set(inside)] });
     };
     svg.addEventListener("mouseup", finish);
     svg.addEventListener("mouseleave", finish);
+    svg.addEventListener("dblclick", () => { if (scatterZoom) { scatterZoom = null; drawScatter(); } });
     body.appendChild(node("div", { class: "rv-note" }, `one point per model × method, ${where}; colour: ` +
-      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") + "; drag to select and filter"));
-    const tools = node("div", { class: "rv-tools" }, "select: ");
-    for (const tool of ["box", "lasso"]) {
+      (payload.faithfulness ? `${payload.faithfulness} (bright = better)` : "—") +
+      "; drag to filter (box, lasso) or to zoom; double-click: whole plot"));
+    const tools = node("div", { class: "rv-tools" }, "drag: ");
+    for (const tool of ["box", "lasso", "zoom"]) {
       const button = node("button", { class: `rv-tool rv-tool-${tool}` + (tool === selectTool ? " rv-current" : ""),
         "data-tool": tool }, tool);
       button.addEventListener("click", () => {
@@ -544,6 +562,11 @@ function render({ model, el }) {
         tools.querySelectorAll(".rv-tool").forEach((b) => b.classList.toggle("rv-current", b === button));
       });
       tools.appendChild(button);
+    }
+    if (scatterZoom) {
+      const reset = node("button", { class: "rv-zoom-reset" }, "whole plot");
+      reset.addEventListener("click", () => { scatterZoom = null; drawScatter(); });
+      tools.append(" ", reset);
     }
     body.appendChild(tools);
     body.appendChild(svg);
