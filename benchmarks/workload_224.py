@@ -18,6 +18,7 @@ all threads — and prints both reports:
     python benchmarks/workload_224.py --quick        # a few minutes on 2 busy cores
     python benchmarks/workload_224.py                # papers' settings on more cells: long on a CPU
     python benchmarks/workload_224.py --threads 1    # one report only
+    python benchmarks/workload_224.py --no-evaluate  # every corruption at every severity, no evaluate run
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small settings: a few minutes on 2 busy cores")
+    parser.add_argument("--no-evaluate", action="store_true",
+                        help="stop after the corruption and forward timings (the full evaluate run takes hours on "
+                             "a CPU: RISE's 4000 masks on every cell)")
     parser.add_argument("--threads", default="both", help="'1', 'all' or 'both' (default: two subprocesses)")
     parser.add_argument("--images", type=int, default=8, help="photos in the corruption and forward timings")
     parser.add_argument("--eval-images", type=int, default=0, help="photos in the evaluate run (0: by mode)")
@@ -156,6 +160,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nevaluator forward / plain forward, {len(photos)} images: {overhead:.3f} [target ≤ 1.1] "
           f"(forward block {computer.forward_block})")
 
+    if args.no_evaluate:
+        return
     # -- a real evaluate run, every component timed -------------------------------------------------------------------
     n_eval = args.eval_images or (2 if quick else 8)
     corruptions = ["gaussian_noise"] if quick else list(ALL_CORRUPTIONS)
