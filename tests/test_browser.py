@@ -62,9 +62,11 @@ linked = LinkedExplorer(ds.assign_coords(model=["{HOSTILE}", *ds.model.values[1:
 def record_linked(change):
     pathlib.Path({LINKED_FILE!r}).write_text(json.dumps({{
         "perturbation": linked.perturbation, "severity": linked.severity, "cell": [linked.cell.get("perturbation"),
-        linked.cell.get("severity")], "filter_models": linked.filter_models}}))
+        linked.cell.get("severity")], "filter_models": linked.filter_models,
+        "severity_range": linked.severity_range, "scatter_severities": linked.scatter.get("severities")}}))
 
-linked.observe(record_linked, names=["perturbation", "severity", "filter_models"])
+linked.observe(record_linked, names=["perturbation", "severity", "filter_models", "severity_range"])
+linked.observe(record_linked, names=["scatter"])
 display(panel.widget, linked)
 """
 
@@ -218,6 +220,18 @@ def _check_linked_views(page, linked_file: Path, artefacts: Path) -> None:
     state = _wait_until(lambda: json.loads(linked_file.read_text())["filter_models"] not in ([], boxed) and
                         json.loads(linked_file.read_text()), 30, "the kernel to see the lasso", page, artefacts)
     assert state["filter_models"] == [HOSTILE]
+
+    # brush severities 2–4 in the curves: the kernel's severity_range and the scatter's cells follow
+    page.locator(".rv-clear-filter").click()
+    _wait_until(lambda: legend.count() == 2, 30, "clearing the filter", page, artefacts)
+    _brush_severities(page, 2, 4)
+    state = _wait_until(lambda: json.loads(linked_file.read_text()).get("scatter_severities") == [2, 3, 4] and
+                        json.loads(linked_file.read_text()), 30, "the brushed severities to reach the scatter",
+                        page, artefacts)
+    assert state["severity_range"] == [2, 4]
+    _wait_until(lambda: "severities 2–4" in page.locator(".rv-view-scatter .rv-scatter-x").text_content(), 30,
+                "the scatter's axis to name the brushed severities", page, artefacts)
+    assert page.locator(".rv-view-curves rect.rv-severity-brush").get_attribute("data-range") == "[2,4]"
     _check_hostile_text(page)
 
 
@@ -244,6 +258,20 @@ def _drag_box_around(page, exclude_model: str, lasso: bool = False) -> None:
     page.mouse.move(cx - 9, cy - 9)
     page.mouse.down()
     page.mouse.move(cx + 9, cy + 9, steps=4)
+    page.mouse.up()
+
+
+def _brush_severities(page, low: int, high: int) -> None:
+    """Drag across the severity curves from tick ``low`` to tick ``high``, below the curves (on the background)."""
+    plot = page.locator(".rv-view-curves svg.rv-curves-plot")
+    plot.scroll_into_view_if_needed()
+    ticks = {int(t.text_content()): t.bounding_box() for t in plot.locator("text[text-anchor='middle']").all()
+             if (t.text_content() or "").strip().isdigit()}
+    box = plot.bounding_box()
+    y = box["y"] + box["height"] - 17  # between the lowest curve and the tick labels
+    page.mouse.move(ticks[low]["x"] + ticks[low]["width"] / 2 - 3, y)
+    page.mouse.down()
+    page.mouse.move(ticks[high]["x"] + ticks[high]["width"] / 2 + 3, y, steps=4)
     page.mouse.up()
 
 
@@ -364,6 +392,9 @@ def test_static_report_from_file_renders_every_view_offline(tmp_path):
             assert page.locator(".rv-tooltip").get_attribute("data-visible") == "true"
             assert "accuracy" in page.locator(".rv-tooltip").inner_text()
             _check_zoom(page)
+            _brush_severities(page, 3, 5)  # the report embeds the scatter of every brushable range
+            assert "severities 3–5" in page.locator(".rv-view-scatter .rv-scatter-x").text_content()
+            assert page.locator(".rv-view-scatter .rv-error").count() == 0
             _check_hostile_text(page)
             assert HOSTILE in page.locator(".rv-view-scatter").inner_text()  # the metric name, as text
             assert HOSTILE in page.locator("#rv-tables").inner_text()

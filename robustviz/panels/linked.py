@@ -1,7 +1,7 @@
 """The linked explorer: seven interactive views of a cube that share one selection, as an anywidget.
 
 The selection (``variable``, ``model``, ``method``, ``perturbation``, ``severity``, ``sample``, plus the scatter's
-``explanation`` metric, the ``scope`` of curves and scatter, the gallery's map ``scale`` and the scatter's box
+``explanation`` metric, the ``scope`` of curves and scatter, the ``severity_range`` brushed in the curves, the gallery's map ``scale`` and the scatter's box
 selection ``filter_models``) lives in traitlets synced with the browser. A click in any view sets them; the kernel
 then recomputes only the payloads (:mod:`robustviz.panels.payloads`) whose inputs changed — the per-sample view
 first, so a heatmap click answers fastest — and the front end redraws those views. The front end is one
@@ -22,7 +22,8 @@ import xarray as xr
 from .payloads import PAYLOAD_FIELDS, CubeData
 
 STATIC = Path(__file__).with_name("static")
-SELECTION = ("variable", "model", "method", "perturbation", "severity", "sample", "explanation", "scope")
+SELECTION = ("variable", "model", "method", "perturbation", "severity", "sample", "explanation", "scope",
+             "severity_range")
 #: Payloads in the order they are recomputed (the per-sample view first: it is what a click waits for).
 ORDER = ("cell", "heatmap", "gallery", "curves", "scatter", "fisher", "spectral")
 #: Payloads sent before the selection handler returns; the others follow from a background thread in a kernel.
@@ -47,6 +48,8 @@ class LinkedExplorer(anywidget.AnyWidget):
     sample = traitlets.Any().tag(sync=True)
     explanation = traitlets.Any(None, allow_none=True).tag(sync=True)
     scope = traitlets.Unicode("all").tag(sync=True)
+    #: the severities (low, high) the scatter pools, brushed in the severity curves; [] for every severity ≥ 1
+    severity_range = traitlets.List().tag(sync=True)
     scale = traitlets.Unicode("per-method").tag(sync=True)
     filter_models = traitlets.List().tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)

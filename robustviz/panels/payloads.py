@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
@@ -29,7 +29,7 @@ PAYLOAD_FIELDS: dict[str, tuple[str, ...]] = {
     "heatmap": ("variable", "model", "method"),
     "cell": ("variable", "model", "method", "perturbation", "severity"),
     "curves": ("variable", "method", "scope_perturbation"),
-    "scatter": ("explanation", "scope_perturbation"),
+    "scatter": ("explanation", "scope_perturbation", "severity_range"),
     "gallery": ("model", "perturbation", "sample"),
     "spectral": (),
     "fisher": ("severity",),
@@ -47,6 +47,8 @@ def payload_key(kind: str, state: dict[str, Any], has_method: bool) -> str:
             values.append(state.get("perturbation") if state.get("scope") == "selected" else None)
         elif field == "explanation":
             values.append(state.get("explanation"))
+        elif field == "severity_range":
+            values.append(list(state.get("severity_range") or []) or None)
         else:
             values.append(state.get(field))
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
@@ -237,15 +239,23 @@ class CubeData:
                       if self.ds[v].attrs.get("category") == "faithfulness" and v != explanation]
         return candidates[0] if candidates else None
 
-    def scatter(self, explanation: str | None = None, perturbation: Any = None) -> dict[str, Any]:
-        """One point per (model, method): accuracy under perturbation (severities ≥ 1), mean ``explanation``
-        robustness and mean faithfulness (the first variable of category "faithfulness") over the same cells."""
+    def scatter(self, explanation: str | None = None, perturbation: Any = None,
+                severity_range: Sequence[int] | None = None) -> dict[str, Any]:
+        """One point per (model, method): accuracy under perturbation, mean ``explanation`` robustness and mean
+        faithfulness (the first variable of category "faithfulness") over the same cells — severities ≥ 1, or
+        those in ``severity_range`` (low, high), both included (the severity curves' brush)."""
         candidates = self.explanation_variables()
         if not candidates:
             raise PanelError("the three-criteria scatter needs an explanation metric (a variable with a method dim)")
         explanation = explanation if explanation in candidates else candidates[0]
         faithfulness = self._faithfulness_variable(explanation)
-        cells = np.array([s > 0 for s in self.severities])
+        if severity_range:
+            low, high = sorted(int(v) for v in severity_range)
+            cells = np.array([low <= s <= high for s in self.severities])
+            if not cells.any():
+                raise PanelError(f"no severity of this cube lies in {low}–{high} (it has {self.severities})")
+        else:
+            cells = np.array([s > 0 for s in self.severities])
         columns = slice(None) if perturbation is None else [self.perturbations.index(perturbation)]
 
         def pooled(stats: dict[str, np.ndarray]) -> np.ndarray:
@@ -261,7 +271,9 @@ class CubeData:
             for i, model in enumerate(self.models):
                 points.append({"model": model, "method": method, "accuracy": json_list(accuracy[i]),
                                "explanation": json_list(robustness[i]), "faithfulness": json_list(faithful[i])})
+        chosen = [s for s, keep in zip(self.severities, cells) if keep]
         return {"explanation": explanation, "faithfulness": faithfulness, "perturbation": perturbation,
+                "severities": chosen, "severity_range": [chosen[0], chosen[-1]] if severity_range else None,
                 "directions": {name: str(self.ds[name].attrs.get("direction", "none"))
                                for name in filter(None, (explanation, faithfulness))}, "points": points}
 
@@ -366,7 +378,8 @@ class CubeData:
             if kind == "curves":
                 return self.curves(variable, method, scope)
             if kind == "scatter":
-                return self.scatter(state.get("explanation"), scope) if self.explanation_variables() else \
+                return self.scatter(state.get("explanation"), scope, state.get("severity_range")) \
+                    if self.explanation_variables() else \
                     {"available": False, "reason": "no explanation metric in this cube"}
             if kind == "gallery":
                 return self.gallery(state.get("model"), state.get("perturbation"), state.get("sample"))

@@ -76,6 +76,10 @@ def report_payloads(data: CubeData, n_examples: int | None = 1) -> dict[str, Any
                 add("curves", variable=variable, method=method, **scope)
     for explanation, scope in product(data.explanation_variables(), scopes):
         add("scatter", explanation=explanation, **scope)
+    perturbed = [s for s in data.severities if s > 0]
+    brushes = [[low, high] for i, low in enumerate(perturbed) for high in perturbed[i:]]
+    for explanation, brushed in product(data.explanation_variables(), brushes):  # the curves' brush, scope all
+        add("scatter", explanation=explanation, scope="all", severity_range=brushed)
     examples = data.examples if n_examples is None else data.examples[:n_examples]
     for model, perturbation, sample in product(data.models, data.perturbations, examples):
         add("gallery", model=model, perturbation=perturbation, sample=sample)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from robustviz.cli import main as cli_main
 from robustviz.panels import CubeData, LinkedExplorer, ReportError, explore, write_report
+from robustviz.panels._base import PanelError
 from robustviz.panels.payloads import dumps_for_script, payload_key
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -68,6 +69,14 @@ def test_cell_curves_scatter_and_fisher_match_direct_computations(cube):
     assert point["explanation"] == pytest.approx(float(cube["cosine"].sel(
         {"model": model, "method": cube.method.values[1], **corrupted}).mean()), rel=1e-5)
     assert scatter["faithfulness"] == "deletion_auc"
+    brushed = data.scatter("cosine", None, [3, 2])  # the curves' brush: severities 2–3, either order
+    point = next(p for p in brushed["points"] if p["model"] == model and p["method"] == cube.method.values[1])
+    assert brushed["severities"] == [2, 3] and brushed["severity_range"] == [2, 3]
+    assert point["accuracy"] == pytest.approx(float(cube["correct"].sel(model=model, severity=[2, 3]).mean()), rel=1e-5)
+    assert point["explanation"] == pytest.approx(float(cube["cosine"].sel(
+        {"model": model, "method": cube.method.values[1], "severity": [2, 3]}).mean()), rel=1e-5)
+    with pytest.raises(PanelError, match="no severity"):
+        data.scatter("cosine", None, [7, 9])
 
     fisher = data.fisher(2)
     sample_values = cube["fisher_lmax"].sel(model=model, perturbation=perturbation, severity=2).values

@@ -9,7 +9,7 @@ export const PAYLOAD_FIELDS = {
   heatmap: ["variable", "model", "method"],
   cell: ["variable", "model", "method", "perturbation", "severity"],
   curves: ["variable", "method", "scope_perturbation"],
-  scatter: ["explanation", "scope_perturbation"],
+  scatter: ["explanation", "scope_perturbation", "severity_range"],
   gallery: ["model", "perturbation", "sample"],
   spectral: [],
   fisher: ["severity"],
@@ -88,6 +88,7 @@ export function keyOf(kind, state, meta) {
   const values = PAYLOAD_FIELDS[kind].map((field) => {
     if (field === "method" && !info.has_method) return null;
     if (field === "scope_perturbation") return state.scope === "selected" ? state.perturbation : null;
+    if (field === "severity_range") return state.severity_range && state.severity_range.length ? state.severity_range : null;
     return state[field] === undefined ? null : state[field];
   });
   return JSON.stringify(values);
@@ -251,8 +252,10 @@ function render({ model, el }) {
       if (input && index >= 0 && input.value !== String(index)) input.value = String(index);
     }
     const info = (meta().variables || {})[get("variable")] || {};
+    const range = get("severity_range") || [];
     const s = [get("model"), info.has_method ? get("method") : null, get("perturbation"),
-      `severity ${get("severity")}`, `sample ${get("sample")}`].filter((v) => v !== null);
+      `severity ${get("severity")}`, `sample ${get("sample")}`,
+      range.length ? `scatter over severities ${range[0]}–${range[1]}` : null].filter((v) => v !== null);
     selection.textContent = "selection: " + s.join(" · ");
     const filter = get("filter_models") || [];
     if (filter.length) {
@@ -407,7 +410,15 @@ function render({ model, el }) {
     const [low, high] = extent(visible.flatMap((l) => [...l.low, ...l.high, ...l.mean]));
     const sevs = payload.severities;
     const x = scale([sevs[0], sevs[sevs.length - 1]], [pad, width - 10]), y = scale([low, high], [height - 25, 10]);
-    const svg = svgNode("svg", { width, height });
+    const svg = svgNode("svg", { width, height, class: "rv-curves-plot", style: "user-select:none" });
+    // the brushed severities (they set the scatter's cells): a band behind the lines
+    const range = get("severity_range") || [];
+    const step = sevs.length > 1 ? (x(sevs[1]) - x(sevs[0])) / 2 : 10;
+    if (range.length) {
+      svg.appendChild(svgNode("rect", { class: "rv-severity-brush", "data-range": JSON.stringify(range),
+        x: x(range[0]) - step, y: 8, width: x(range[1]) - x(range[0]) + 2 * step, height: height - 30,
+        fill: "#888", "fill-opacity": 0.12 }));
+    }
     sevs.forEach((s) => svg.appendChild(svgNode("text", { x: x(s), y: height - 10, "text-anchor": "middle" }, s)));
     svg.appendChild(svgNode("text", { x: 2, y: y(high) + 4 }, fmt(high, 2)));
     svg.appendChild(svgNode("text", { x: 2, y: y(low) }, fmt(low, 2)));
@@ -439,8 +450,36 @@ function render({ model, el }) {
       path.addEventListener("click", () => choose({ model: line.model }));
       svg.appendChild(path);
     });
+    // brush: drag across severities (not on a line) to choose the scatter's severities; double-click clears
+    let brushStart = null, brush = null;
+    const at = (event) => event.clientX - svg.getBoundingClientRect().left;
+    svg.addEventListener("mousedown", (event) => {
+      if (event.target.closest && event.target.closest(".rv-line")) return;
+      brushStart = at(event);
+      brush = svgNode("rect", { class: "rv-brushing", x: brushStart, y: 8, width: 0, height: height - 30,
+        fill: "#888", "fill-opacity": 0.2 });
+      svg.appendChild(brush);
+    });
+    svg.addEventListener("mousemove", (event) => {
+      if (brushStart === null) return;
+      const now = at(event);
+      brush.setAttribute("x", Math.min(brushStart, now));
+      brush.setAttribute("width", Math.abs(now - brushStart));
+    });
+    const release = (event) => {
+      if (brushStart === null) return;
+      const [from, to] = [Math.min(brushStart, at(event)), Math.max(brushStart, at(event))];
+      brushStart = null;
+      brush.remove();
+      const inside = sevs.filter((s) => x(s) >= from - step / 2 && x(s) <= to + step / 2);
+      if (to - from >= 4 && inside.length) choose({ severity_range: [inside[0], inside[inside.length - 1]] });
+    };
+    svg.addEventListener("mouseup", release);
+    svg.addEventListener("mouseleave", release);
+    svg.addEventListener("dblclick", () => { if (range.length) choose({ severity_range: [] }); });
     body.appendChild(node("div", { class: "rv-note" }, `${payload.variable}` +
-      (payload.method !== null ? ` (${payload.method})` : "") + ` vs severity, ${where}; bands: 95% CI`));
+      (payload.method !== null ? ` (${payload.method})` : "") + ` vs severity, ${where}; bands: 95% CI; ` +
+      "drag across severities to choose the scatter's, double-click for all"));
     body.appendChild(svg);
     const legend = node("div", { class: "rv-legend" });
     payload.lines.forEach((line, index) => {
@@ -477,8 +516,10 @@ function render({ model, el }) {
     const svg = svgNode("svg", { width, height, class: "rv-scatter-plot", style: "user-select:none",
       "data-zoomed": scatterZoom ? "true" : "false" });
     svg.appendChild(svgNode("rect", { x: 0, y: 0, width, height, fill: "#fff", class: "rv-scatter-background" }));
-    svg.appendChild(svgNode("text", { x: width / 2, y: height - 6, "text-anchor": "middle" },
-      "accuracy under perturbation (severities ≥ 1)"));
+    const chosen = payload.severities || [];
+    svg.appendChild(svgNode("text", { x: width / 2, y: height - 6, "text-anchor": "middle", class: "rv-scatter-x" },
+      `accuracy under perturbation (severities ${payload.severity_range ? chosen[0] + "–" + chosen[chosen.length - 1]
+        : "≥ 1"})`));
     svg.appendChild(svgNode("text", { x: 10, y: height / 2, transform: `rotate(-90 10 ${height / 2})`,
       "text-anchor": "middle" }, payload.explanation));
     svg.appendChild(svgNode("text", { x: pad, y: height - 18 }, fmt(xl, 2)));
@@ -725,7 +766,7 @@ function render({ model, el }) {
     method: ["syncBar", "scatter"], perturbation: ["syncBar", "markHeatmap", "markFisher"],
     severity: ["syncBar", "markHeatmap"], sample: ["syncBar", "markCell", "gallery"], explanation: ["syncBar"],
     scope: ["syncBar"], scale: ["syncBar", "gallery"], status: ["status"],
-    filter_models: ["syncBar", "curves", "scatter", "spectral", "fisher"],
+    filter_models: ["syncBar", "curves", "scatter", "spectral", "fisher"], severity_range: ["syncBar", "curves"],
   };
   const dirty = new Set();
   let scheduled = false;
