@@ -92,6 +92,16 @@ def _unit_floats(intensity: torch.Tensor, scale: float) -> torch.Tensor | None:
     return flat if float(low) >= 0.0 and float(high) <= 1.0 else None
 
 
+def _cdf_tables(rates: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """(top, F) with F[r, k] = P(Poisson(rates[r]) ≤ k) for k = 0..top, top = λmax + 12√λmax + 20 (the tail beyond
+    is below 1e-25), by cumulative sums of the pmf (float64)."""
+    peak = float(rates.max())
+    top = int(peak + 12.0 * peak ** 0.5 + 20.0)
+    k = torch.arange(top + 1, dtype=torch.float64, device=rates.device)
+    lam = rates.reshape(-1, 1)
+    return top, torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)).cumsum(dim=1).clamp(max=1.0)
+
+
 #: Intensity × uniform cells of the :func:`_poisson_unit` table (powers of two, so a float32 intensity's cell and a
 #: 2^-24-grid uniform's cell are exact): 2048 × 1024 int16 counts, 4 MB per photon count.
 _CELLS_X, _CELLS_U = 2048, 1024
@@ -105,10 +115,7 @@ def _cell_table(scale: float, device: str) -> torch.Tensor:
     count at (λ = scale·j/X, u = i/U) and the largest the count at (λ = scale·(j+1)/X, u = (i+1)/U − 2^-24);
     where they agree, that is the count of every draw in the cell.
     """
-    lam = (torch.arange(_CELLS_X + 1, dtype=torch.float64, device=device) / _CELLS_X * scale).reshape(-1, 1)
-    top = int(scale + 12.0 * scale ** 0.5 + 20.0)
-    k = torch.arange(top + 1, dtype=torch.float64, device=device)
-    cdf = torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)).cumsum(dim=1).clamp(max=1.0)
+    top, cdf = _cdf_tables(torch.arange(_CELLS_X + 1, dtype=torch.float64, device=device) / _CELLS_X * scale)
     first = torch.arange(_CELLS_U, dtype=torch.float64, device=device) / _CELLS_U
     last = first + (1.0 / _CELLS_U - 2.0 ** -24)
     low = torch.searchsorted(cdf[:-1].contiguous(), first.expand(_CELLS_X, -1).contiguous(), right=True)
@@ -150,10 +157,7 @@ def _tables_8bit(scale: float, device: str) -> tuple[torch.Tensor, torch.Tensor,
     whether the count may change inside the bin)."""
     levels = (torch.arange(256, dtype=torch.float32, device=device) / 255.0).to(torch.float64)
     rates = levels * scale
-    top = int(scale + 12.0 * scale ** 0.5 + 20.0)
-    k = torch.arange(top + 1, dtype=torch.float64, device=device)
-    lam = rates.reshape(-1, 1)
-    cdf = torch.exp(torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)).cumsum(dim=1).clamp(max=1.0)
+    top, cdf = _cdf_tables(rates)
     edges = (torch.arange(_BINS_8BIT + 1, dtype=torch.float64, device=device) / _BINS_8BIT).expand(256, -1)
     guide = torch.searchsorted(cdf, edges.contiguous(), right=True)
     steps = torch.cat([cdf, cdf.new_full((256, 1), 2.0)], dim=1).reshape(-1)
@@ -257,11 +261,7 @@ def _poisson_by_table(distinct: torch.Tensor, inverse: torch.Tensor, u: torch.Te
     rarely more than a step, and each step is one gather for the elements still searching (4–5× faster than one
     binary search over all tables at once, which misses the cache).
     """
-    top = int(float(distinct.max()) + 12.0 * float(distinct.max()) ** 0.5 + 20.0)
-    k = torch.arange(top + 1, dtype=torch.float64, device=distinct.device)
-    lam = distinct.reshape(-1, 1)
-    log_pmf = torch.special.xlogy(k, lam) - lam - torch.lgamma(k + 1.0)
-    cdf = torch.exp(log_pmf).cumsum(dim=1).clamp(max=1.0)
+    top, cdf = _cdf_tables(distinct)
     count = distinct.numel()
     levels = torch.arange(_GUIDE_BINS, dtype=torch.float64, device=distinct.device) / _GUIDE_BINS
     guide = torch.searchsorted(cdf, levels.expand(count, -1).contiguous(), right=True).reshape(-1)
