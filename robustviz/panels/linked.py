@@ -12,6 +12,7 @@ step, no CDN, no network; the same module draws the static report (:mod:`robustv
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,6 @@ class LinkedExplorer(anywidget.AnyWidget):
     def _update(self, force: bool = False) -> None:
         """Recompute the payloads whose keys changed (all with ``force``): the per-sample view and heatmap now,
         the others now or (``background``) in a thread that always works on the latest selection."""
-        import time
-
         start = self._changed_at = time.perf_counter()
         self._refresh(FIRST, force)
         self.last_update_seconds = time.perf_counter() - start
@@ -122,8 +121,6 @@ class LinkedExplorer(anywidget.AnyWidget):
         ``settle`` seconds: the gallery's images and the other views' redraws then never compete with the next
         click's reply (clicking through cells back to back took 125 ms per click with them, ~40 ms without).
         """
-        import time
-
         _flush_iopub()
         while (wait := self._changed_at + self.settle - time.perf_counter()) > 0:
             time.sleep(wait)

@@ -63,17 +63,17 @@ def _needles(seeds: torch.Tensor, height: int, width: int, size: int, device: to
     fx = torch.fft.rfftfreq(cols, dtype=torch.float64, device=device)
     sigma = 0.006 * size
     blur = torch.exp(-2.0 * math.pi ** 2 * sigma ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2)).to(torch.float32)
-    base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1).to(torch.float64) * 180.0
+    base_angle = uniform_like(seeds, seeds.reshape(-1, 1), "frost-angle").reshape(-1).to(device, torch.float64) * 180.0
     reference = torch.empty(count, 2, rows, half, device=device)
     scales = ((0.06, 1.0), (0.02, 0.6))
     # per image: 2 scales × 3 directions = 6 smear kernels and 6 copies of its (scale's) noise spectrum
-    kernels = torch.zeros(count, 2 * 3, rows * cols)
+    kernels = torch.zeros(count, 2 * 3, rows * cols, device=device)
     spectra, weights = [], []
     for index, (length, weight) in enumerate(scales):
         # unit-variance white noise: its unnormalised spectrum has variance rows·cols per (complex) bin
         white = normal_like(seeds, reference, "frost-noise", index) * (math.sqrt(rows * cols / 2.0) * blur)
         radius = max(1.0, length * size)
-        offsets = torch.arange(int(2 * radius + 1), dtype=torch.float64)
+        offsets = torch.arange(int(2 * radius + 1), dtype=torch.float64, device=device)
         taps = torch.exp(-offsets ** 2 / (2.0 * (radius / 2.0) ** 2))
         taps = (taps / taps.sum()).to(torch.float32)
         for turn in range(3):
@@ -83,7 +83,7 @@ def _needles(seeds: torch.Tensor, height: int, width: int, size: int, device: to
             kernels[:, 3 * index + turn].scatter_add_(1, shift_y * cols + shift_x, taps.expand(count, -1))
             spectra.append(white)
             weights.append(weight)
-    kernels = kernels.reshape(count, 2 * 3, rows, cols).to(device)
+    kernels = kernels.reshape(count, 2 * 3, rows, cols)
     weights = torch.tensor(weights, device=device).reshape(-1, 1, 1)
     needles = torch.empty(count, 1, height, width, device=device)
     for n in range(count):  # one call of a fixed shape (6 planes) per image: the same whatever the batch
