@@ -85,3 +85,35 @@ class FailingNoiseForTests(NoiseForTests):
 
 
 REGISTRY.add("perturbation", "test_failing_noise", FailingNoiseForTests, replace=True)
+
+
+def print_region_starts() -> None:
+    """In an evaluation subprocess: print ``START <region key>`` as each region begins (the kill and signal tests
+    read these lines to stop a run half-way)."""
+    from robustviz.evaluate import engine
+
+    original = engine.RegionComputer.region
+
+    def region(self, *key):
+        print("START", *key, flush=True)
+        return original(self, *key)
+
+    engine.RegionComputer.region = region
+
+
+def read_region_events(process, stop_after: int | None, signum: int | None) -> list[tuple[str, tuple[int, ...]]]:
+    """The START / DONE / FINISHED lines of ``process``'s stdout as (word, region key), other lines skipped;
+    ``signum`` is sent (and reading stops) once ``stop_after`` regions are DONE."""
+    events = []
+    deadline = time.monotonic() + 300
+    assert process.stdout is not None
+    for line in process.stdout:
+        if not line.startswith(("START", "DONE", "FINISHED")):
+            continue
+        word, *key = line.split()
+        events.append((word, tuple(int(k) for k in key)))
+        if stop_after is not None and sum(1 for w, _ in events if w == "DONE") >= stop_after:
+            process.send_signal(signum)
+            break
+        assert time.monotonic() < deadline, "the evaluation subprocess hung"
+    return events

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import robustviz as rv
 from robustviz.evaluate.store import StoreError
 
-from .helpers import crash_spec
+from .helpers import crash_spec, read_region_events
 from .test_engine import assert_cubes_equal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,14 +22,9 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 import robustviz as rv
-from robustviz.evaluate import engine
-from tests.evaluate.helpers import crash_spec
+from tests.evaluate.helpers import crash_spec, print_region_starts
 
-original = engine.RegionComputer.region
-def region(self, *key):
-    print("START", *key, flush=True)
-    return original(self, *key)
-engine.RegionComputer.region = region
+print_region_starts()
 rv.evaluate(crash_spec(), store=sys.argv[1], progress=False,
             on_region=lambda key: print("DONE", *key, flush=True))
 print("FINISHED", flush=True)
@@ -41,16 +35,7 @@ def run_script(store: Path, kill_after: int | None, delay: str) -> list[tuple[st
     env = {**os.environ, "ROBUSTVIZ_TEST_DELAY": delay, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT)), str(store)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    events = []
-    deadline = time.monotonic() + 300
-    assert process.stdout is not None
-    for line in process.stdout:
-        word, *key = line.split()
-        events.append((word, tuple(int(k) for k in key)))
-        if kill_after is not None and sum(1 for w, _ in events if w == "DONE") >= kill_after:
-            process.send_signal(signal.SIGKILL)
-            break
-        assert time.monotonic() < deadline, "the evaluation subprocess hung"
+    events = read_region_events(process, kill_after, signal.SIGKILL)
     process.wait(timeout=120)
     if kill_after is None:
         assert process.returncode == 0, process.stderr.read() if process.stderr else ""

@@ -119,14 +119,19 @@ def test_cam_variants_differ_on_a_nonlinear_head(tiny_model, batch):
 def test_cam_removes_hooks_keeps_no_grads_and_is_batch_independent(name, zoo_model, batch):
     images, targets, seeds = batch
     images = F.interpolate(images, size=64)  # the zoo's SmallCNN has output stride 8
-    method = robustviz.create("method", name)
-    together = method.attribute(zoo_model, images, targets, seeds=seeds)
-    alone = method.attribute(zoo_model, images[1:2], targets[1:2], seeds=seeds[1:2])
-    torch.testing.assert_close(together[1:2], alone, atol=1e-5, rtol=1e-4)
-    for module in zoo_model.modules():
-        assert not module._forward_hooks and not module._backward_hooks
-    assert all(parameter.grad is None and parameter.requires_grad for parameter in zoo_model.parameters())
+    together = _check_batch_independent_and_clean(robustviz.create("method", name), zoo_model, images, targets, seeds)
     assert not together.requires_grad
+
+
+def _check_batch_independent_and_clean(method, model, images, targets, seeds) -> torch.Tensor:
+    """Sample 1 alone gets its map from the batch; no hooks left on the model, no gradients on its parameters."""
+    together = method.attribute(model, images, targets, seeds=seeds)
+    alone = method.attribute(model, images[1:2], targets[1:2], seeds=seeds[1:2])
+    torch.testing.assert_close(together[1:2], alone, atol=1e-5, rtol=1e-4)
+    for module in model.modules():
+        assert not module._forward_hooks and not module._backward_hooks
+    assert all(parameter.grad is None and parameter.requires_grad for parameter in model.parameters())
+    return together
 
 
 def test_grad_cam_ours_matches_captum_grad_cam(tiny_model, batch):
@@ -254,13 +259,7 @@ def test_aug_smooth_averages_six_flipped_and_scaled_copies(tiny_model, batch):
 def test_new_cams_are_batch_independent_and_clean_up(name, params, zoo_model, batch):
     images, targets, seeds = batch
     images = F.interpolate(images, size=64)
-    method = robustviz.create("method", name, **params)
-    together = method.attribute(zoo_model, images, targets, seeds=seeds)
-    alone = method.attribute(zoo_model, images[1:2], targets[1:2], seeds=seeds[1:2])
-    torch.testing.assert_close(together[1:2], alone, atol=1e-5, rtol=1e-4)
-    for module in zoo_model.modules():
-        assert not module._forward_hooks and not module._backward_hooks
-    assert all(parameter.grad is None and parameter.requires_grad for parameter in zoo_model.parameters())
+    _check_batch_independent_and_clean(robustviz.create("method", name, **params), zoo_model, images, targets, seeds)
 
 
 def test_score_cam_rejects_bad_parameters():

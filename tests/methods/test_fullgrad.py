@@ -54,17 +54,23 @@ def test_fullgrad_matches_the_explicit_computation(tiny_model, batch):
     assert all(parameter.grad is None and parameter.requires_grad for parameter in tiny_model.parameters())
 
 
+def _completeness(model, images, targets):
+    """(decomposition, Σ input-gradient·x + Σ bias gradients, target logits): the two sums FullGrad must match."""
+    decomposition = full_gradient_decomposition(model, images, targets)
+    total = (decomposition.input_gradient * images).flatten(1).sum(1)
+    total = total + sum(bias.flatten(1).sum(1) for bias in decomposition.bias_gradients)
+    with torch.no_grad():
+        logits = model(images).gather(1, targets.view(-1, 1)).squeeze(1)
+    return decomposition, total, logits
+
+
 @pytest.mark.parametrize("name", ["tiny", "smallcnn-standard", "tinyresnet-standard"])
 def test_decomposition_is_complete_on_relu_networks(name, tiny_model, batch):
     """Conv and linear biases, eval-mode BatchNorm and the NormalizedModel's (x − mean)/std all found."""
     images, targets, _ = batch
     torch.manual_seed(0)
     model = tiny_model if name == "tiny" else robustviz.create("model", name, pretrained=False).eval()
-    decomposition = full_gradient_decomposition(model, images, targets)
-    total = (decomposition.input_gradient * images).flatten(1).sum(1)
-    total = total + sum(bias.flatten(1).sum(1) for bias in decomposition.bias_gradients)
-    with torch.no_grad():
-        logits = model(images).gather(1, targets.view(-1, 1)).squeeze(1)
+    decomposition, total, logits = _completeness(model, images, targets)
     torch.testing.assert_close(total, logits, atol=1e-4, rtol=1e-4)
     assert len(decomposition.bias_gradients) >= 3
 
@@ -98,9 +104,5 @@ def test_decomposition_is_complete_with_in_place_relus(batch):
         model[1].running_var.uniform_(0.5, 2.0)
         model[1].bias.uniform_(-0.5, 0.5)
     model.eval()
-    decomposition = full_gradient_decomposition(model, images, targets)
-    total = (decomposition.input_gradient * images).flatten(1).sum(1)
-    total = total + sum(bias.flatten(1).sum(1) for bias in decomposition.bias_gradients)
-    with torch.no_grad():
-        logits = model(images).gather(1, targets.view(-1, 1)).squeeze(1)
+    _, total, logits = _completeness(model, images, targets)
     torch.testing.assert_close(total, logits, atol=1e-5, rtol=1e-4)

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import robustviz as rv
-from tests.evaluate.helpers import crash_spec
+from tests.evaluate.helpers import crash_spec, read_region_events
 from tests.evaluate.test_engine import assert_cubes_equal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,16 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
-import tests.evaluate.helpers  # registers the test components
+from tests.evaluate.helpers import print_region_starts  # also registers the test components
 from robustviz.evaluate import engine
 from robustviz.cli import main
 
-original = engine.RegionComputer.region
-def region(self, *key):
-    print("START", *key, flush=True)
-    out = original(self, *key)
-    return out
-engine.RegionComputer.region = region
+print_region_starts()
 original_run = engine._run_regions
 def run_regions(plan, sink, progress, on_region):
     return original_run(plan, sink, progress, lambda key: print("DONE", *key, flush=True))
@@ -45,18 +39,7 @@ def run_cli(args: list[str], stop_after: int | None, signum: int | None, delay: 
     env = {**os.environ, "ROBUSTVIZ_TEST_DELAY": delay, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-c", SCRIPT.format(root=str(ROOT)), *args], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    events = []
-    deadline = time.monotonic() + 300
-    assert process.stdout is not None
-    for line in process.stdout:
-        if not line.startswith(("START", "DONE")):
-            continue
-        word, *key = line.split()
-        events.append((word, tuple(int(k) for k in key)))
-        if stop_after is not None and sum(1 for w, _ in events if w == "DONE") >= stop_after:
-            process.send_signal(signum)
-            break
-        assert time.monotonic() < deadline, "the evaluation subprocess hung"
+    events = read_region_events(process, stop_after, signum)
     process.stdout.read()
     stderr = process.stderr.read() if process.stderr else ""
     process.wait(timeout=120)
